@@ -1,0 +1,1 @@
+"""Tests of the Xero wire layer (plain Python, no Django)."""
