@@ -1,0 +1,35 @@
+# A newcomer's two commands: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: install demo test test-fast lint format bench clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: the demo CRM with the Xero sandbox and a worker on http://127.0.0.1:8000
+demo: install
+	$(PY) -m crm_demo.demo prepare
+	$(PY) -m crm_demo.demo run
+
+## make test: the whole suite on SQLite, or on PostgreSQL when DATABASE_URL is set
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""The adapter: how xero_integration reads and writes the host CRM.
+
+A host CRM subclasses DefaultXeroAdapter and names it in ``XERO_ADAPTER``. The app never imports
+the host's models directly; everything goes through these hooks (the django-allauth pattern).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.utils.module_loading import import_string
+
+from xero_integration import app_settings
+from xero_integration.data import HostInvoice, ImportedContact
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+    from django.http import HttpRequest
+
+
+class DefaultXeroAdapter:
+    """Base adapter. Hooks marked "required" must be overridden by the host."""
+
+    #: The hooks a host adapter must implement; the system check xero_integration.E001 lists
+    #: any that are missing.
+    required_hooks = (
+        "invoice_models",
+        "payment_models",
+        "get_account_key",
+        "to_invoice",
+        "upsert_contacts",
+        "account_key_for_request",
+        "can_manage_connection",
+    )
+
+    def __init__(self, request: HttpRequest | None = None) -> None:
+        self.request = request
+
+    # Which host models to watch -------------------------------------------------------------
+
+    def invoice_models(self) -> list[type[Model]]:
+        """Required. The host models whose saves and deletes change an invoice in Xero."""
+        raise NotImplementedError
+
+    def payment_models(self) -> list[type[Model]]:
+        """Required. The host models that hold payments; their invoice is resynced on change."""
+        raise NotImplementedError
+
+    def invoice_for_payment(self, payment: Model) -> Model:
+        """The invoice a payment belongs to. Default: the payment's ``invoice`` attribute."""
+        return payment.invoice  # type: ignore[attr-defined]
+
+    # Ownership ------------------------------------------------------------------------------
+
+    def get_account_key(self, obj: Model) -> str | None:
+        """Required. The CRM account that owns ``obj``, as a string; None when it has none."""
+        raise NotImplementedError
+
+    def account_label(self, account_key: str) -> str:
+        """A human name for a CRM account, shown in admin and logs."""
+        return account_key
+
+    # Reading invoices -----------------------------------------------------------------------
+
+    def should_sync(self, invoice: Model) -> bool:
+        """Whether this invoice belongs in Xero at all. Default: every invoice."""
+        return True
+
+    def to_invoice(self, invoice: Model) -> HostInvoice:
+        """Required. The invoice as plain data (lines, taxes, payments, contact)."""
+        raise NotImplementedError
+
+    # Writing imported contacts --------------------------------------------------------------
+
+    def upsert_contacts(
+        self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
+    ) -> dict[str, str]:
+        """Required. Create or update host contacts from Xero in bulk.
+
+        ``linked`` maps the Xero ContactIDs already linked to a host contact id. Return the map of
+        every Xero ContactID handled to its host contact id. A host decides here whether a field
+        staff edited in the CRM may be overwritten.
+        """
+        raise NotImplementedError
+
+    # Who acts ---------------------------------------------------------------------------------
+
+    def account_key_for_request(self, request: HttpRequest) -> str | None:
+        """Required. The CRM account a signed-in user acts for in this request."""
+        raise NotImplementedError
+
+    def can_manage_connection(self, request: HttpRequest, account_key: str) -> bool:
+        """Required. Whether this user may connect, disconnect or configure the account's Xero."""
+        raise NotImplementedError
+
+    def integrations_url(self, request: HttpRequest | None = None) -> str:
+        """Where the host's Settings → Integrations page lives (return after connecting)."""
+        return "/"
+
+
+def get_adapter(request: HttpRequest | None = None) -> DefaultXeroAdapter:
+    """The host's adapter, resolved on every call so that ``override_settings`` takes effect."""
+    adapter_class: Any = import_string(app_settings.ADAPTER)
+    return adapter_class(request)

@@ -1,0 +1,128 @@
+"""System checks with stable ids: ``xero_integration.E00n`` errors and ``W00n`` warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from xero_integration import app_settings
+from xero_integration.adapters import DefaultXeroAdapter
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@checks.register()
+def check_adapter(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E001: the adapter imports, subclasses DefaultXeroAdapter and implements every hook."""
+    path = app_settings.ADAPTER
+    try:
+        adapter_class = import_string(path)
+    except ImportError as exc:
+        return [
+            checks.Error(
+                f"XERO_ADAPTER {path!r} cannot be imported: {exc}",
+                hint="Set XERO_ADAPTER to the dotted path of your DefaultXeroAdapter subclass.",
+                id="xero_integration.E001",
+            )
+        ]
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, DefaultXeroAdapter)):
+        return [
+            checks.Error(
+                f"XERO_ADAPTER {path!r} is not a subclass of DefaultXeroAdapter.",
+                hint="Subclass xero_integration.adapters.DefaultXeroAdapter.",
+                id="xero_integration.E001",
+            )
+        ]
+    missing = [
+        hook
+        for hook in DefaultXeroAdapter.required_hooks
+        if getattr(adapter_class, hook) is getattr(DefaultXeroAdapter, hook)
+    ]
+    if missing:
+        return [
+            checks.Error(
+                f"XERO_ADAPTER {path!r} does not implement: {', '.join(missing)}.",
+                hint="See the adapter section of the README for what each hook returns.",
+                id="xero_integration.E001",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E002: tokens cannot be stored without a valid encryption key (required outside DEBUG)."""
+    from cryptography.fernet import Fernet
+
+    keys = app_settings.ENCRYPTION_KEYS
+    if not keys:
+        if settings.DEBUG:
+            return []
+        return [
+            checks.Error(
+                "XERO_ENCRYPTION_KEYS is empty: Xero tokens cannot be encrypted at rest.",
+                hint="Generate a key with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'` and set XERO_ENCRYPTION_KEYS.",
+                id="xero_integration.E002",
+            )
+        ]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            return [
+                checks.Error(
+                    f"XERO_ENCRYPTION_KEYS key #{position} is not a valid Fernet key.",
+                    hint="A key is 32 url-safe base64-encoded bytes (Fernet.generate_key()).",
+                    id="xero_integration.E002",
+                )
+            ]
+    return []
+
+
+@checks.register()
+def check_task_queue(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E003: django-q2 must not hand a running task to a second worker (retry > timeout)."""
+    cluster = getattr(settings, "Q_CLUSTER", {}) or {}
+    timeout, retry = cluster.get("timeout"), cluster.get("retry", 60)
+    if timeout is not None and retry is not None and retry <= timeout:
+        return [
+            checks.Error(
+                f"Q_CLUSTER['retry'] ({retry}) must be larger than "
+                f"Q_CLUSTER['timeout'] ({timeout}).",
+                hint="Otherwise a slow sync runs twice at once in two workers.",
+                id="xero_integration.E003",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001: without a client id nobody can connect; W002: sandbox URLs outside DEBUG."""
+    messages: list[checks.CheckMessage] = []
+    if not app_settings.CLIENT_ID:
+        messages.append(
+            checks.Warning(
+                "XERO_CLIENT_ID is not set: the Connect button will not work.",
+                hint="Create an app at developer.xero.com and set XERO_CLIENT_ID "
+                "(and XERO_CLIENT_SECRET for a web app).",
+                id="xero_integration.W001",
+            )
+        )
+    if not settings.DEBUG:
+        for name in ("LOGIN_URL", "IDENTITY_URL", "API_URL"):
+            host = urlparse(getattr(app_settings, name)).hostname or ""
+            if host in LOOPBACK_HOSTS:
+                messages.append(
+                    checks.Warning(
+                        f"XERO_{name} points at {host}, probably the sandbox, while DEBUG is off.",
+                        hint=f"Remove XERO_{name} to use Xero's real hosts in production.",
+                        id="xero_integration.W002",
+                    )
+                )
+    return messages

@@ -1,0 +1,74 @@
+"""EncryptedTextField: text encrypted at rest with Fernet keys from XERO_ENCRYPTION_KEYS.
+
+The newest key encrypts; every listed key decrypts (MultiFernet), so keys rotate without downtime:
+put a new key first, run ``manage.py xero_rotate_keys``, then drop the old key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.db import models
+
+from xero_integration import app_settings
+from xero_integration.exceptions import ConfigurationError
+
+
+def _derived_debug_key() -> bytes:
+    # Only with DEBUG on and no key configured: a key derived from SECRET_KEY keeps a fresh checkout
+    # working. System check xero_integration.E002 refuses this outside DEBUG.
+    digest = hashlib.sha256(b"xero_integration.tokens:" + settings.SECRET_KEY.encode()).digest()
+    return base64.urlsafe_b64encode(digest)
+
+
+def get_fernet() -> MultiFernet:
+    """The MultiFernet built from the configured keys (newest first)."""
+    keys = app_settings.ENCRYPTION_KEYS
+    if not keys:
+        if not settings.DEBUG:
+            raise ConfigurationError(
+                "XERO_ENCRYPTION_KEYS is empty; Xero tokens cannot be stored encrypted."
+            )
+        return MultiFernet([Fernet(_derived_debug_key())])
+    return MultiFernet([Fernet(key.encode() if isinstance(key, str) else key) for key in keys])
+
+
+def encrypt(value: str) -> str:
+    """Encrypt a string for storage."""
+    return get_fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(value: str) -> str:
+    """Decrypt a stored string; a value no configured key can read is a configuration error."""
+    try:
+        return get_fernet().decrypt(value.encode()).decode()
+    except InvalidToken as exc:
+        raise ConfigurationError(
+            "A stored Xero token cannot be decrypted with XERO_ENCRYPTION_KEYS: "
+            "keep the old key in the list until the tokens are re-encrypted."
+        ) from exc
+
+
+class EncryptedTextField(models.TextField):
+    """A TextField whose column holds only Fernet ciphertext; Python sees the plain text."""
+
+    description = "Text encrypted at rest"
+
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
+        if value is None or value == "":
+            return value
+        return decrypt(value)
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return encrypt(value)
+
+    def rotate(self, value: str) -> str:
+        """Ciphertext of ``value`` under the newest key."""
+        return get_fernet().rotate(value.encode()).decode()

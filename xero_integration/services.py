@@ -1,0 +1,36 @@
+"""Building the wire-layer clients from settings, for one connection or for the OAuth flow."""
+
+from __future__ import annotations
+
+import requests
+
+from xero_integration import __version__, app_settings
+from xero_integration.xero.oauth import OAuthClient
+
+
+def user_agent() -> str:
+    """The versioned User-Agent sent on every call to Xero."""
+    return f"xero-integration/{__version__}"
+
+
+def new_session() -> requests.Session:
+    """A requests session carrying the integration's User-Agent."""
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent()
+    return session
+
+
+def oauth_client(redirect_uri: str = "") -> OAuthClient:
+    """An OAuth client for the configured Xero app (web app, or PKCE app without a secret)."""
+    return OAuthClient(
+        client_id=app_settings.CLIENT_ID,
+        client_secret=app_settings.CLIENT_SECRET or None,
+        redirect_uri=redirect_uri,
+        scopes=app_settings.SCOPES.split(),
+        login_url=app_settings.LOGIN_URL,
+        identity_url=app_settings.IDENTITY_URL,
+        api_url=app_settings.API_URL,
+        session=new_session(),
+        timeout=app_settings.REQUEST_TIMEOUT,
+        user_agent=user_agent(),
+    )

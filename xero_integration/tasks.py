@@ -1,0 +1,38 @@
+"""Background tasks (django-q2 entry points). They take ids only and hold no logic of their own."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+from xero_integration import connect, tokens
+
+
+def dispatch(task_path: str, *args: object) -> None:
+    """Queue a task once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: async_task(task_path, *args))
+
+
+def exchange_code(attempt_id: str) -> None:
+    """Finish a trip through Xero's consent screen."""
+    connect.exchange_code(attempt_id)
+
+
+def finish_connect(attempt_id: str) -> None:
+    """Keep the organisation the user chose."""
+    connect.finish(attempt_id)
+
+
+def load_reference_data(connection_id: int) -> None:
+    """Refresh the organisation's details and accounts."""
+    connect.load_reference_data(connection_id)
+
+
+def disconnect_in_xero(connection_id: int, token_generation: int) -> None:
+    """Tell Xero about a disconnect made in the CRM."""
+    connect.disconnect_in_xero(connection_id, token_generation)
+
+
+def keep_tokens_alive() -> int:
+    """Refresh tokens unused for 30 days, before Xero's 60-day expiry."""
+    return tokens.keep_tokens_alive()

@@ -1,0 +1,18 @@
+"""URLs of the Xero settings pages; include them under a prefix such as "integrations/xero/"."""
+
+from django.urls import path
+
+from xero_integration import views
+
+app_name = "xero_integration"
+
+urlpatterns = [
+    path("", views.settings_page, name="settings"),
+    path("connect/", views.start_connect, name="connect"),
+    path("callback/", views.callback, name="callback"),
+    path("connect/<uuid:attempt_id>/", views.attempt_page, name="attempt"),
+    path("connect/<uuid:attempt_id>/choose/", views.choose_organisation, name="choose"),
+    path("accounts/", views.save_accounts, name="accounts"),
+    path("accounts/reload/", views.reload_accounts, name="reload_accounts"),
+    path("disconnect/", views.disconnect, name="disconnect"),
+]

@@ -1,0 +1,235 @@
+"""Settings → Integrations → Xero: connect, choose the organisation and accounts, disconnect.
+
+Every view answers at once: work that needs Xero is queued as a task, and the pages show its
+progress. Only users the adapter allows may change the connection of their own CRM account.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from xero_integration import app_settings, connect, oauth_state, services
+from xero_integration.adapters import get_adapter
+from xero_integration.forms import DefaultAccountsForm
+from xero_integration.models import ConnectAttempt, ConnectionStatus, SyncLog, XeroConnection
+from xero_integration.tasks import dispatch
+from xero_integration.xero.oauth import new_code_verifier, new_state
+
+
+def _account_key(request: HttpRequest) -> str:
+    account_key = get_adapter(request).account_key_for_request(request)
+    if not account_key:
+        raise Http404("No CRM account for this user.")
+    return account_key
+
+
+def _require_manager(request: HttpRequest, account_key: str) -> None:
+    if not get_adapter(request).can_manage_connection(request, account_key):
+        raise PermissionDenied("Only the account's owners and admins manage its Xero connection.")
+
+
+def _error(request: HttpRequest, title: str, message: str, status: int = 400) -> HttpResponse:
+    return render(
+        request,
+        "xero_integration/connect_error.html",
+        {"title": title, "message": message},
+        status=status,
+    )
+
+
+def _redirect_uri(request: HttpRequest) -> str:
+    return app_settings.REDIRECT_URI or request.build_absolute_uri(
+        reverse("xero_integration:callback")
+    )
+
+
+@login_required
+@require_GET
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """The Xero page: status, organisation, default accounts, recent activity."""
+    account_key = _account_key(request)
+    connection = XeroConnection.objects.filter(account_key=account_key).first()
+    form = None
+    if connection and connection.is_connected and connection.accounts_loaded_at:
+        form = DefaultAccountsForm(connection=connection)
+    return render(
+        request,
+        "xero_integration/settings.html",
+        {
+            "connection": connection,
+            "form": form,
+            "can_manage": get_adapter(request).can_manage_connection(request, account_key),
+            "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+            "integrations_url": get_adapter(request).integrations_url(request),
+        },
+    )
+
+
+@login_required
+@require_POST
+def start_connect(request: HttpRequest) -> HttpResponse:
+    """Send the user to Xero's consent screen with a fresh state and PKCE verifier."""
+    account_key = _account_key(request)
+    _require_manager(request, account_key)
+    if not app_settings.CLIENT_ID:
+        return _error(
+            request,
+            "Xero is not configured",
+            "This CRM has no Xero app configured (XERO_CLIENT_ID). Ask your administrator.",
+            status=503,
+        )
+    state, verifier = new_state(), new_code_verifier()
+    oauth_state.stash(request, state, code_verifier=verifier, account_key=account_key)
+    url = services.oauth_client(_redirect_uri(request)).authorization_url(state, verifier)
+    return HttpResponseRedirect(url)
+
+
+@login_required
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    """Xero sends the user back here; record the code and let a task exchange it."""
+    stashed = oauth_state.pop(request, request.GET.get("state"))
+    if stashed is None:
+        return _error(
+            request,
+            "This Xero connection request is not valid",
+            "The link back from Xero does not match a connection started from this browser, "
+            "or it has expired. Nothing was changed. Start again from Settings → Integrations → "
+            "Xero.",
+        )
+    account_key = stashed["account_key"]
+    if account_key != _account_key(request):
+        raise PermissionDenied("This connection request belongs to another CRM account.")
+    _require_manager(request, account_key)
+    error = request.GET.get("error")
+    if error:
+        if error == "access_denied":
+            messages.info(request, "You cancelled on Xero's screen; nothing was changed.")
+            return redirect("xero_integration:settings")
+        return _error(
+            request,
+            "Xero did not connect",
+            f"Xero answered “{error}”: {request.GET.get('error_description', '')}".strip(),
+        )
+    code = request.GET.get("code")
+    if not code:
+        return _error(request, "Xero did not connect", "Xero sent no authorisation code.")
+    with transaction.atomic():
+        attempt = ConnectAttempt.objects.create(
+            account_key=account_key,
+            user=request.user,
+            code=code,
+            code_verifier=stashed["code_verifier"],
+            redirect_uri=_redirect_uri(request),
+        )
+        dispatch("xero_integration.tasks.exchange_code", str(attempt.pk))
+    return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+
+
+def _own_attempt(request: HttpRequest, attempt_id: str) -> ConnectAttempt:
+    account_key = _account_key(request)
+    return get_object_or_404(ConnectAttempt, pk=attempt_id, account_key=account_key)
+
+
+@login_required
+@require_GET
+def attempt_page(request: HttpRequest, attempt_id: str) -> HttpResponse:
+    """Progress of a connection: waiting, choose an organisation, failed, or done."""
+    attempt = _own_attempt(request, attempt_id)
+    if attempt.state == ConnectAttempt.State.DONE:
+        connection = XeroConnection.objects.get(account_key=attempt.account_key)
+        messages.success(request, f"Connected to {connection.tenant_name}.")
+        return redirect("xero_integration:settings")
+    if attempt.state == ConnectAttempt.State.FAILED:
+        return _error(request, "Xero did not connect", attempt.error, status=200)
+    return render(request, "xero_integration/attempt.html", {"attempt": attempt})
+
+
+@login_required
+@require_POST
+def choose_organisation(request: HttpRequest, attempt_id: str) -> HttpResponse:
+    """Keep the organisation picked among those ticked on Xero's screen."""
+    attempt = _own_attempt(request, attempt_id)
+    _require_manager(request, attempt.account_key)
+    tenant_id = request.POST.get("tenant_id", "")
+    if attempt.state != ConnectAttempt.State.CHOOSING:
+        return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+    if tenant_id not in {t["tenant_id"] for t in attempt.tenants}:
+        messages.error(request, "Choose one of the organisations listed.")
+        return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+    with transaction.atomic():
+        attempt.chosen_tenant_id = tenant_id
+        attempt.state = ConnectAttempt.State.FINISHING
+        attempt.save(update_fields=["chosen_tenant_id", "state", "updated_at"])
+        dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
+    return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+
+
+def _own_connection(request: HttpRequest) -> XeroConnection:
+    account_key = _account_key(request)
+    _require_manager(request, account_key)
+    return get_object_or_404(XeroConnection, account_key=account_key)
+
+
+@login_required
+@require_POST
+def save_accounts(request: HttpRequest) -> HttpResponse:
+    """Save the default payment and revenue accounts."""
+    connection = _own_connection(request)
+    form = DefaultAccountsForm(request.POST, connection=connection)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Default accounts saved.")
+        return redirect("xero_integration:settings")
+    account_key = connection.account_key
+    return render(
+        request,
+        "xero_integration/settings.html",
+        {
+            "connection": connection,
+            "form": form,
+            "can_manage": True,
+            "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+            "integrations_url": get_adapter(request).integrations_url(request),
+        },
+        status=400,
+    )
+
+
+@login_required
+@require_POST
+def reload_accounts(request: HttpRequest) -> HttpResponse:
+    """Read the organisation's accounts from Xero again (after enabling payments on one)."""
+    connection = _own_connection(request)
+    if not connection.is_connected:
+        messages.error(request, "Connect to Xero first.")
+        return redirect("xero_integration:settings")
+    with transaction.atomic():
+        connection.accounts_loaded_at = None
+        connection.save(update_fields=["accounts_loaded_at", "updated_at"])
+        dispatch("xero_integration.tasks.load_reference_data", connection.pk)
+    messages.info(request, "Reading your chart of accounts from Xero…")
+    return redirect("xero_integration:settings")
+
+
+@login_required
+@require_POST
+def disconnect(request: HttpRequest) -> HttpResponse:
+    """Disconnect now in the CRM; Xero is told by a task, and the history stays."""
+    connection = _own_connection(request)
+    if connection.status == ConnectionStatus.DISCONNECTED:
+        return redirect("xero_integration:settings")
+    with transaction.atomic():
+        connect.disconnect(connection, request.user)
+        dispatch(
+            "xero_integration.tasks.disconnect_in_xero", connection.pk, connection.token_generation
+        )
+    messages.success(request, f"Disconnected from {connection.tenant_name}.")
+    return redirect("xero_integration:settings")
