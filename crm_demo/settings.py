@@ -143,3 +143,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# The demo CRM's Settings → Integrations page: one tile template per integration.
+CRM_INTEGRATION_TILES = ["xero_integration/tile.html"]

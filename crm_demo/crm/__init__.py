@@ -1,0 +1,1 @@
+"""The demo CRM: accounts, contacts, taxes, invoices and payments."""

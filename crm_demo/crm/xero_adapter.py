@@ -1,0 +1,199 @@
+"""How xero_integration reads and writes this CRM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Model
+from django.http import HttpRequest
+from django.urls import reverse
+
+from crm_demo.crm.accounts import current_membership
+from crm_demo.crm.models import Account, Contact, Invoice, Payment
+from xero_integration.adapters import DefaultXeroAdapter
+from xero_integration.data import (
+    HostAddress,
+    HostContact,
+    HostInvoice,
+    HostLine,
+    HostPayment,
+    HostTax,
+    HostTaxComponent,
+    ImportedContact,
+    InvoiceStatus,
+)
+
+CONTACT_MODEL = "crm.contact"
+#: Contact fields an import may write, and the ImportedContact attribute each comes from.
+IMPORTED_FIELDS = {
+    "name": "name",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone": "phone",
+}
+ADDRESS_FIELDS = {
+    "address_line1": "line1",
+    "address_line2": "line2",
+    "city": "city",
+    "region": "region",
+    "postal_code": "postal_code",
+    "country": "country",
+}
+
+
+class CrmXeroAdapter(DefaultXeroAdapter):
+    """The demo CRM's adapter."""
+
+    def invoice_models(self) -> list[type[Model]]:
+        return [Invoice]
+
+    def payment_models(self) -> list[type[Model]]:
+        return [Payment]
+
+    def get_account_key(self, obj: Model) -> str | None:
+        account_id = getattr(obj, "account_id", None)
+        if account_id is None and isinstance(obj, Payment):
+            account_id = obj.invoice.account_id
+        return str(account_id) if account_id is not None else None
+
+    def account_label(self, account_key: str) -> str:
+        account = Account.objects.filter(pk=account_key).first()
+        return account.name if account else account_key
+
+    def to_invoice(self, invoice: Model) -> HostInvoice:
+        assert isinstance(invoice, Invoice)
+        contact = invoice.contact
+        lines = []
+        for line in invoice.lines.select_related("tax").prefetch_related("tax__components"):
+            tax = None
+            if line.tax_id:
+                tax = HostTax(
+                    host_id=str(line.tax_id),
+                    name=line.tax.name,
+                    components=tuple(
+                        HostTaxComponent(name=c.name, rate=c.rate, compound=c.compound)
+                        for c in line.tax.components.all()
+                    ),
+                )
+            lines.append(
+                HostLine(
+                    item_name=line.item_name,
+                    description=line.description,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    discount_percent=line.discount_percent,
+                    discount_amount=line.discount_amount,
+                    tax=tax,
+                )
+            )
+        return HostInvoice(
+            host_model="crm.invoice",
+            host_id=str(invoice.pk),
+            account_key=str(invoice.account_id),
+            number=invoice.number,
+            contact=HostContact(
+                host_model=CONTACT_MODEL,
+                host_id=str(contact.pk),
+                name=contact.name,
+                first_name=contact.first_name,
+                last_name=contact.last_name,
+                email=contact.email,
+                phone=contact.phone,
+                company=contact.company,
+                address=HostAddress(
+                    line1=contact.address_line1,
+                    line2=contact.address_line2,
+                    city=contact.city,
+                    region=contact.region,
+                    postal_code=contact.postal_code,
+                    country=contact.country,
+                ),
+            ),
+            currency=invoice.currency,
+            issue_date=invoice.issue_date,
+            due_date=invoice.due_date,
+            tax_inclusive=invoice.tax_inclusive,
+            status=InvoiceStatus(invoice.status),
+            lines=tuple(lines),
+            payments=tuple(
+                HostPayment(
+                    host_model="crm.payment",
+                    host_id=str(p.pk),
+                    amount=p.amount,
+                    date=p.date,
+                    reference=p.reference,
+                )
+                for p in invoice.payments.all()
+            ),
+            total=invoice.total,
+            reference=invoice.reference,
+        )
+
+    def upsert_contacts(
+        self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
+    ) -> dict[str, str]:
+        """Create new contacts and refresh only the Xero-sourced fields of linked ones."""
+        incoming = list(contacts)
+        existing = {
+            str(c.pk): c
+            for c in Contact.objects.filter(
+                account_id=account_key, pk__in=[int(pk) for pk in linked.values()]
+            )
+        }
+        result: dict[str, str] = {}
+        to_create: list[tuple[str, Contact]] = []
+        to_update: list[Contact] = []
+        for imported in incoming:
+            values = {
+                field: getattr(imported, attr) or "" for field, attr in IMPORTED_FIELDS.items()
+            }
+            values |= {
+                field: getattr(imported.address, attr) or ""
+                for field, attr in ADDRESS_FIELDS.items()
+            }
+            values = {field: value[: _max_length(field)] for field, value in values.items()}
+            host_id = linked.get(imported.xero_contact_id)
+            contact = existing.get(host_id) if host_id else None
+            if contact is None:
+                sourced = [field for field, value in values.items() if value]
+                to_create.append(
+                    (
+                        imported.xero_contact_id,
+                        Contact(account_id=account_key, source_fields=sourced, **values),
+                    )
+                )
+                continue
+            changed = False
+            for field in contact.source_fields:
+                if field in values and getattr(contact, field) != values[field]:
+                    setattr(contact, field, values[field])
+                    changed = True
+            if changed:
+                to_update.append(contact)
+            result[imported.xero_contact_id] = str(contact.pk)
+        created = Contact.objects.bulk_create([contact for _, contact in to_create])
+        for (xero_id, _), contact in zip(to_create, created, strict=True):
+            result[xero_id] = str(contact.pk)
+        if to_update:
+            Contact.objects.bulk_update(
+                to_update, [*IMPORTED_FIELDS, *ADDRESS_FIELDS, "updated_at"]
+            )
+        return result
+
+    def account_key_for_request(self, request: HttpRequest) -> str | None:
+        membership = current_membership(request)
+        return str(membership.account_id) if membership else None
+
+    def can_manage_connection(self, request: HttpRequest, account_key: str) -> bool:
+        membership = current_membership(request)
+        return bool(
+            membership and str(membership.account_id) == account_key and membership.can_manage
+        )
+
+    def integrations_url(self, request: HttpRequest | None = None) -> str:
+        return reverse("crm:integrations")
+
+
+def _max_length(field: str) -> int:
+    return Contact._meta.get_field(field).max_length or 255
