@@ -26,6 +26,8 @@ WEB_HOST, WEB_PORT = "127.0.0.1", 8000
 SANDBOX_HOST, SANDBOX_PORT = "127.0.0.1", 8765
 SANDBOX_URL = f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
 DEMO_CLIENT_ID = "crm-demo"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-crm-2026"
 CALLBACK_PATH = "/integrations/xero/callback/"
 DEMO_ORGANISATIONS = [
     {
@@ -187,7 +189,7 @@ def run() -> None:
         print(
             "\n"
             f"  Demo CRM:      http://{WEB_HOST}:{WEB_PORT}/\n"
-            "  Sign in as:    demo@example.com / see the password printed by seed_demo above\n"
+            f"  Sign in as:    {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             f'  Xero sandbox:  {SANDBOX_URL}/_sandbox/  (what has arrived "in Xero")\n'
             "  Stop with Ctrl-C.\n",
             flush=True,

@@ -1,4 +1,4 @@
-"""A person's path through the demo CRM in headless Chromium: sign in, connect Xero, pick accounts."""
+"""A person in headless Chromium: sign in, connect Xero, pick the default accounts."""
 
 from __future__ import annotations
 

@@ -20,9 +20,8 @@ from crm_demo.crm.models import (
     Tax,
     TaxComponent,
 )
+from crm_demo.demo import DEMO_EMAIL, DEMO_PASSWORD
 
-DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-crm-2026"
 ACCOUNT_NAME = "Demo Company"
 
 CONTACTS = [
