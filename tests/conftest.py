@@ -8,6 +8,8 @@ from cryptography.fernet import Fernet
 from crm_demo.crm.models import Membership
 from tests.factories import PASSWORD, MembershipFactory
 
+pytest_plugins = ["xero_integration.testing.pytest_plugin"]
+
 TEST_ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
