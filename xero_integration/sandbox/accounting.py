@@ -155,13 +155,29 @@ class Accounting:
 
     # ---- dispatch ----------------------------------------------------------------------
     def handle(self, request: Request, organisation: Organisation) -> Response:
+        """Answer one Accounting API call; errors come back as responses (so that they get
+        rate headers and are replayed for their Idempotency-Key, as Xero's are)."""
+        try:
+            response = self._dispatch(request, organisation)
+        except ApiError as error:
+            return Response.from_error(error)
+        if request.method in ("PUT", "POST", "DELETE"):
+            self.sandbox.save()
+        return response
+
+    def _dispatch(self, request: Request, organisation: Organisation) -> Response:
         path = re.sub(r"^/api\.xro/2\.0", "", request.path, flags=re.IGNORECASE)
         parts = [p for p in path.strip("/").split("/") if p]
-        if not parts:
-            raise not_found("Endpoint")
-        resource = parts[0].lower()
-        rest = parts[1:]
-        handler = getattr(self, f"_{resource}", None)
+        handlers = {
+            "organisation": self._organisation,
+            "accounts": self._accounts,
+            "contacts": self._contacts,
+            "invoices": self._invoices,
+            "payments": self._payments,
+            "taxrates": self._taxrates,
+            "currencies": self._currencies,
+        }
+        handler = handlers.get(parts[0].lower()) if parts else None
         if handler is None:
             raise ApiError(
                 404, {"Title": "Not Found", "Status": 404, "Detail": "The endpoint does not exist"}
@@ -176,10 +192,7 @@ class Accounting:
             self.sandbox.clock.now(),
         )
         with organisation.lock:
-            response = handler(context, rest)
-        if request.method in ("PUT", "POST", "DELETE"):
-            self.sandbox.save()
-        return response
+            return handler(context, parts[1:])
 
     # ---- Organisation ------------------------------------------------------------------
     def _organisation(self, ctx: Context, rest: list[str]) -> Response:

@@ -13,7 +13,7 @@ from . import pages
 from . import state as st
 from .messages import Request, Response
 from .oauth import DEPRECATED_SCOPES, SCOPE_WORDS
-from .wire import ApiError, to_wire
+from .wire import ApiError, drop_none, to_wire
 
 if TYPE_CHECKING:
     from .core import Sandbox
@@ -155,7 +155,7 @@ class Control:
                 "currencies": organisation.currencies,
                 "accounts": organisation.accounts,
             }
-            return Response.json(to_wire(state))
+            return Response.json(drop_none(to_wire(state)))
 
     def register_app(self, request: Request) -> Response:
         body = self._body(request)

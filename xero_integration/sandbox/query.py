@@ -139,7 +139,7 @@ class _Parser:
     def parse_operand(self) -> Callable[[Record], Any]:
         kind, value = self.take()
         if kind == "string":
-            text = bytes(value[1:-1], "utf-8").decode("unicode_escape")
+            text = re.sub(r"\\(.)", r"\1", value[1:-1])
             return lambda r: text
         if kind == "number":
             number = Decimal(value)

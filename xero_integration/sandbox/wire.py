@@ -157,6 +157,15 @@ def to_wire(value: Any) -> Any:
     return value
 
 
+def drop_none(value: Any) -> Any:
+    """Xero leaves out fields that have no value rather than sending null."""
+    if isinstance(value, dict):
+        return {key: drop_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [drop_none(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> bytes:
     return json.dumps(to_wire(value), ensure_ascii=False).encode("utf-8")
 
@@ -169,5 +178,5 @@ def envelope(provider: str, now: datetime, **collections: Any) -> dict:
         "ProviderName": provider,
         "DateTimeUTC": f"/Date({ms(now)})/",
     }
-    body.update(collections)
+    body.update(drop_none(collections))
     return body
