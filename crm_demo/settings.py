@@ -3,6 +3,7 @@
 Every value has a working default for the demo; `.env.example` documents each variable.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -72,6 +73,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web server, worker, sandbox callbacks) share one SQLite file in the demo:
     # wait for the write lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Tests get a file too: an in-memory database fails a waiting writer at once instead of
+    # letting it wait, so the tests of concurrent workers would not test what runs here.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
