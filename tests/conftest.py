@@ -19,6 +19,14 @@ def _encryption_key(settings) -> None:
     settings.XERO_ENCRYPTION_KEYS = [TEST_ENCRYPTION_KEY]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter() -> None:
+    """Each test starts with Xero budgets untouched by the tests before it."""
+    from xero_integration import services
+
+    services.reset_limiter()
+
+
 @pytest.fixture
 def owner(db) -> Membership:
     """The owner of a CRM account."""

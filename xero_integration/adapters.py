@@ -29,6 +29,7 @@ class DefaultXeroAdapter:
         "payment_models",
         "get_account_key",
         "to_invoice",
+        "contact_model",
         "upsert_contacts",
         "account_key_for_request",
         "can_manage_connection",
@@ -63,6 +64,18 @@ class DefaultXeroAdapter:
 
     # Reading invoices -----------------------------------------------------------------------
 
+    def invoice_number(self, invoice: Model) -> str:
+        """The invoice's number, shown in admin beside its sync job. Default: ``number``."""
+        return str(getattr(invoice, "number", "") or "")
+
+    def load_invoice(self, host_model: str, host_id: str) -> Model | None:
+        """The host invoice for a sync job; None when it was deleted. Default: by primary key
+        in the first of ``invoice_models`` whose label is ``host_model``."""
+        for model in self.invoice_models():
+            if model._meta.label_lower == host_model:
+                return model._default_manager.filter(pk=host_id).first()
+        return None
+
     def should_sync(self, invoice: Model) -> bool:
         """Whether this invoice belongs in Xero at all. Default: every invoice."""
         return True
@@ -72,6 +85,11 @@ class DefaultXeroAdapter:
         raise NotImplementedError
 
     # Writing imported contacts --------------------------------------------------------------
+
+    def contact_model(self) -> str:
+        """Required. The "app_label.model" of the host contacts that imports create (the same
+        as ``HostContact.host_model``)."""
+        raise NotImplementedError
 
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]

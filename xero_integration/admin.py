@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from xero_integration import contacts
 from xero_integration.adapters import get_adapter
-from xero_integration.models import ConnectAttempt, SyncLog, XeroConnection
+from xero_integration.models import (
+    ConnectAttempt,
+    ContactImport,
+    ContactLink,
+    SyncLog,
+    XeroConnection,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -106,9 +113,25 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         ),
     ]
 
+    actions = ["import_contact_changes"]
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Connections are made through Xero's consent screen only.
         return False
+
+    @admin.action(description="Import contact changes from Xero now")
+    def import_contact_changes(self, request: HttpRequest, queryset: Any) -> None:
+        started = 0
+        for connection in queryset:
+            if connection.is_connected:
+                contacts.start_import(connection)
+                started += 1
+        self.message_user(
+            request,
+            f"Contact import queued for {started} connection(s); skipped "
+            f"{queryset.count() - started} that are not connected.",
+            messages.INFO,
+        )
 
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: XeroConnection) -> str:
@@ -143,3 +166,75 @@ class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "correlation_id",
         "details",
     ]
+
+
+@admin.register(ContactImport)
+class ContactImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Contact imports and their progress ("12,000 of 48,210")."""
+
+    list_display = ["started_at", "connection", "kind", "state", "progress", "created", "error"]
+    list_filter = ["state", "kind"]
+    readonly_fields = [
+        "connection",
+        "kind",
+        "state",
+        "progress",
+        "modified_since",
+        "high_water",
+        "next_page",
+        "created",
+        "archived",
+        "error",
+        "resume_at",
+        "started_at",
+        "finished_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="progress")
+    def progress(self, obj: ContactImport) -> str:
+        return obj.progress
+
+
+@admin.register(ContactLink)
+class ContactLinkAdmin(admin.ModelAdmin):
+    """Which CRM contact is which Xero contact, and why. Staff may correct a link."""
+
+    list_display = ["host_id", "xero_name", "xero_contact_id", "status", "matched_by", "account"]
+    list_filter = ["status", "matched_by"]
+    search_fields = ["xero_name", "xero_contact_id", "host_id", "account_key"]
+    readonly_fields = [
+        "account_key",
+        "host_model",
+        "host_id",
+        "status",
+        "merged_into",
+        "xero_updated_at",
+        "created_at",
+        "updated_at",
+    ]
+    fields = [
+        "account_key",
+        "host_model",
+        "host_id",
+        "xero_contact_id",
+        "xero_name",
+        "matched_by",
+        "status",
+        "merged_into",
+        "xero_updated_at",
+        "created_at",
+        "updated_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ContactLink, form: Any, change: bool) -> None:
+        if "xero_contact_id" in form.changed_data:
+            obj.matched_by = ContactLink.MatchedBy.MANUAL
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="CRM account", ordering="account_key")
+    def account(self, obj: ContactLink) -> str:
+        return get_adapter().account_label(obj.account_key)

@@ -99,6 +99,16 @@ class AppSettings:
         """Create a Xero tax rate when no existing one matches a CRM tax."""
         return bool(self._setting("CREATE_TAX_RATES", True))
 
+    @property
+    def CONTACT_NUMBER_PREFIX(self) -> str:
+        """Written before the CRM contact's id in Xero's ContactNumber ("CRM-42")."""
+        return str(self._setting("CONTACT_NUMBER_PREFIX", "CRM-"))
+
+    @property
+    def CONTACT_IMPORT_MINUTES(self) -> int:
+        """How often contact changes are read from Xero (If-Modified-Since)."""
+        return int(self._setting("CONTACT_IMPORT_MINUTES", 15))
+
 
 app_settings = AppSettings("XERO_")
 

@@ -5,7 +5,8 @@ from django.db.models.signals import post_migrate
 
 
 class XeroIntegrationConfig(AppConfig):
-    """Registers the system checks and installs the periodic tasks after migrate."""
+    """Registers the system checks and signal receivers; installs the periodic tasks after
+    migrate."""
 
     name = "xero_integration"
     verbose_name = "Xero integration"
@@ -13,7 +14,11 @@ class XeroIntegrationConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported for its side effect: registering the system checks with Django.
-        from xero_integration import checks  # noqa: F401
+        from xero_integration import checks, receivers  # noqa: F401
         from xero_integration.schedules import install_schedules
 
         post_migrate.connect(install_schedules, sender=self)
+
+        from xero_integration.outbox import connect_signals
+
+        connect_signals()

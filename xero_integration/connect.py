@@ -13,8 +13,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from xero_integration import app_settings, services, signals, tokens
+from xero_integration.calllog import CallRecorder
 from xero_integration.exceptions import ConnectionNotReady
-from xero_integration.models import ConnectAttempt, ConnectionStatus, SyncLog, XeroConnection
+from xero_integration.models import (
+    ConnectAttempt,
+    ConnectionStatus,
+    ContactLink,
+    SyncLog,
+    XeroConnection,
+)
 from xero_integration.tokens import ConnectionTokenSource
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import Forbidden, XeroError
@@ -119,7 +126,10 @@ def finish(attempt_id: str) -> None:
         connection.connected_at = timezone.now()
         connection.disconnected_at = None
         if previous_tenant and previous_tenant != connection.tenant_id:
-            # Another organisation: the old one's accounts mean nothing here.
+            # Another organisation: the old one's accounts, contacts and imports mean nothing
+            # here.
+            ContactLink.objects.filter(account_key=connection.account_key).delete()
+            connection.contact_imports.all().delete()
             connection.accounts = []
             connection.accounts_loaded_at = None
             connection.payment_account_id = ""
@@ -138,13 +148,18 @@ def finish(attempt_id: str) -> None:
     load_reference_data(connection.pk)
 
 
-def api_client(connection: XeroConnection) -> XeroClient:
-    """A wire client for the connection's organisation."""
+def api_client(connection: XeroConnection, recorder: CallRecorder | None = None) -> XeroClient:
+    """A wire client for the connection's organisation, drawing on the process's shared
+    per-organisation rate limiter; ``recorder`` collects the calls for the sync log."""
+    session = services.new_session()
+    if recorder is not None:
+        recorder.attach(session)
     return XeroClient(
         api_url=app_settings.API_URL,
         tenant_id=connection.tenant_id,
         token_source=ConnectionTokenSource(connection.pk),
-        session=services.new_session(),
+        session=session,
+        limiter=services.limiter(),
         timeout=app_settings.REQUEST_TIMEOUT,
     )
 

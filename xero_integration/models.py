@@ -68,6 +68,8 @@ class XeroConnection(models.Model):
     # Reference data read from Xero after connecting (by a task, never inside a web request).
     accounts = models.JSONField(default=list, blank=True)
     accounts_loaded_at = models.DateTimeField(null=True, blank=True)
+    # Currency codes the organisation has added (its base currency included), as last read.
+    currencies = models.JSONField(default=list, blank=True)
     payment_account_id = models.CharField("payment account", max_length=64, blank=True)
     revenue_account_code = models.CharField("revenue account", max_length=10, blank=True)
 
@@ -195,6 +197,12 @@ class SyncLog(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(
+        "SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
+    )
+    host_id = models.CharField(max_length=64, blank=True, db_index=True)
+    request_body = models.TextField(blank=True)
+    response_body = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -202,3 +210,231 @@ class SyncLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"
+
+
+class ContactLink(models.Model):
+    """A host CRM contact linked to one Xero contact, and how the link was made.
+
+    A row without ``xero_contact_id`` is a claim: the worker holding its lock is finding or
+    creating the contact in Xero, and others wait for it instead of creating a second one.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active in Xero"
+        ARCHIVED = "archived", "Archived in Xero"
+        MERGED = "merged", "Merged in Xero"
+
+    class MatchedBy(models.TextChoices):
+        IMPORTED = "imported", "Imported from Xero"
+        CONTACT_NUMBER = "contact_number", "Contact number"
+        EMAIL = "email", "Email"
+        NAME = "name", "Name"
+        CREATED = "created", "Created in Xero"
+        MANUAL = "manual", "Linked by staff"
+
+    account_key = models.CharField(max_length=100)
+    host_model = models.CharField(max_length=100)
+    host_id = models.CharField(max_length=64)
+    xero_contact_id = models.CharField("Xero ContactID", max_length=64, null=True, blank=True)
+    xero_name = models.CharField("name in Xero", max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    merged_into = models.CharField("merged into ContactID", max_length=64, blank=True)
+    matched_by = models.CharField(max_length=20, choices=MatchedBy.choices, blank=True)
+    xero_updated_at = models.DateTimeField("updated in Xero", null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Xero contact link"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "host_model", "host_id"], name="xero_contact_link_host"
+            ),
+            models.UniqueConstraint(
+                fields=["account_key", "xero_contact_id"], name="xero_contact_link_xero"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host_model}:{self.host_id} → {self.xero_name or self.xero_contact_id}"
+
+
+class ContactImport(models.Model):
+    """One run of the contact import (full on connect, or incremental), resumable by page."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "All active contacts"
+        CHANGES = "changes", "Changes since the last import"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for Xero's rate limit"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    connection = models.ForeignKey(
+        XeroConnection, on_delete=models.CASCADE, related_name="contact_imports"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FULL)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    modified_since = models.DateTimeField(null=True, blank=True)
+    # The latest UpdatedDateUTC seen, in Xero's clock: where the next incremental import starts.
+    high_water = models.DateTimeField(null=True, blank=True)
+    next_page = models.PositiveIntegerField(default=1)
+    imported = models.PositiveIntegerField("contacts processed", default=0)
+    total = models.PositiveIntegerField("contacts in Xero", null=True, blank=True)
+    created = models.PositiveIntegerField("new in the CRM", default=0)
+    archived = models.PositiveIntegerField("archived or merged in Xero", default=0)
+    error = models.TextField(blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_state_display()}): {self.progress}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (self.State.QUEUED, self.State.RUNNING, self.State.WAITING)
+
+    @property
+    def progress(self) -> str:
+        """ "12,000 of 48,210" (or just the count while the total is unknown)."""
+        if self.total is None:
+            return f"{self.imported:,}"
+        return f"{self.imported:,} of {self.total:,}"
+
+
+class SyncJob(models.Model):
+    """The outbox: one row per host invoice that has changes Xero has not received yet.
+
+    A host save adds to ``change_seq`` in the save's own transaction (saves before the push
+    coalesce into one job); a worker pushes the invoice as it is then and records the sequence
+    it covered, so a save during the push makes the job run again.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to run"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for Xero"
+        FAILED = "failed", "Failed"
+        DONE = "done", "Done"
+        RESOLVED = "resolved", "Resolved by staff"
+
+    account_key = models.CharField(max_length=100)
+    host_model = models.CharField(max_length=100)
+    host_id = models.CharField(max_length=64)
+    number = models.CharField("invoice number", max_length=255, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    change_seq = models.PositiveIntegerField(default=1)
+    done_seq = models.PositiveIntegerField(default=0)
+    deleted = models.BooleanField("deleted in the CRM", default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # A write whose outcome is unknown (timeout, lost response): reconcile before writing again.
+    ambiguous = models.BooleanField(default=False)
+    error = models.TextField("Xero's message", blank=True)
+    error_fields = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "sync job"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "host_model", "host_id"], name="xero_sync_job_host"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "not_before"])]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.number or self.host_id} ({self.get_state_display()})"
+
+
+class InvoiceLink(models.Model):
+    """A host invoice and its invoice in Xero: what was last pushed and what Xero answered."""
+
+    account_key = models.CharField(max_length=100)
+    host_model = models.CharField(max_length=100)
+    host_id = models.CharField(max_length=64)
+    xero_invoice_id = models.CharField("Xero InvoiceID", max_length=64, blank=True)
+    invoice_number = models.CharField(max_length=255, blank=True)
+    xero_status = models.CharField(max_length=20, blank=True)
+    payload_hash = models.CharField(max_length=64, blank=True)
+    crm_total = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_total = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_amount_due = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    total_mismatch = models.BooleanField(default=False)
+    pushed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "Xero invoice link"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "host_model", "host_id"], name="xero_invoice_link_host"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_number or self.host_id} → {self.xero_invoice_id or 'not in Xero'}"
+
+
+class PaymentLink(models.Model):
+    """A host payment and the Xero payment made for it."""
+
+    account_key = models.CharField(max_length=100)
+    invoice_host_id = models.CharField(max_length=64)
+    host_model = models.CharField(max_length=100)
+    host_id = models.CharField(max_length=64)
+    xero_payment_id = models.CharField("Xero PaymentID", max_length=64, blank=True)
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+    date = models.DateField()
+    reference = models.CharField(max_length=255, blank=True)
+    deleted_in_xero = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "Xero payment link"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "host_model", "host_id", "xero_payment_id"],
+                name="xero_payment_link",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host_model}:{self.host_id} → {self.xero_payment_id}"
+
+
+class TaxRateMapping(models.Model):
+    """Which Xero tax rate (TaxType) a host tax becomes. Made automatically, or by staff."""
+
+    account_key = models.CharField(max_length=100)
+    host_id = models.CharField("CRM tax id", max_length=64)
+    name = models.CharField("CRM tax", max_length=255, blank=True)
+    tax_type = models.CharField(
+        "Xero tax rate (TaxType)",
+        max_length=50,
+        blank=True,
+        help_text="The TaxType of an existing Xero tax rate, e.g. OUTPUT2. For AU, NZ and UK "
+        "organisations Xero recommends its existing rates: rates created through the API "
+        "are not used in statutory tax returns.",
+    )
+    xero_name = models.CharField("Xero tax rate name", max_length=255, blank=True)
+    created_in_xero = models.BooleanField(default=False)
+    set_by_staff = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "Xero tax rate mapping"
+        constraints = [
+            models.UniqueConstraint(fields=["account_key", "host_id"], name="xero_tax_mapping")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.host_id} → {self.tax_type or 'unmapped'}"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import requests
 
 from xero_integration import __version__, app_settings
 from xero_integration.xero.oauth import OAuthClient
+from xero_integration.xero.ratelimit import InMemoryLimiter, Limiter
+
+_limiter: Limiter | None = None
+_limiter_lock = threading.Lock()
 
 
 def user_agent() -> str:
@@ -34,3 +40,20 @@ def oauth_client(redirect_uri: str = "") -> OAuthClient:
         timeout=app_settings.REQUEST_TIMEOUT,
         user_agent=user_agent(),
     )
+
+
+def limiter() -> Limiter:
+    """The rate limiter every client in this process shares, so that all of a worker's calls to
+    one organisation draw on one budget (5 in flight, 60 a minute, the day's remainder)."""
+    global _limiter
+    with _limiter_lock:
+        if _limiter is None:
+            _limiter = InMemoryLimiter()
+        return _limiter
+
+
+def reset_limiter() -> None:
+    """Forget every budget (tests; a worker never needs this)."""
+    global _limiter
+    with _limiter_lock:
+        _limiter = None

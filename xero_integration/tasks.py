@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django_q.tasks import async_task
 
-from xero_integration import connect, tokens
+from xero_integration import connect, contacts, invoices, outbox, tokens
 
 
 def dispatch(task_path: str, *args: object) -> None:
@@ -36,3 +36,28 @@ def disconnect_in_xero(connection_id: int, token_generation: int) -> None:
 def keep_tokens_alive() -> int:
     """Refresh tokens unused for 30 days, before Xero's 60-day expiry."""
     return tokens.keep_tokens_alive()
+
+
+def import_contacts(import_id: int) -> None:
+    """Run (or resume) a contact import."""
+    contacts.run_import(import_id)
+
+
+def import_contact_changes() -> int:
+    """Read contact changes from Xero for every connected organisation."""
+    return contacts.import_changes_everywhere()
+
+
+def resume_contact_imports() -> int:
+    """Resume imports that waited for Xero or whose worker stopped."""
+    return contacts.resume_imports()
+
+
+def push_invoice(account_key: str, host_model: str, host_id: str) -> None:
+    """Bring one host invoice (and its payments) up to date in Xero."""
+    invoices.run(account_key, host_model, host_id)
+
+
+def sweep_sync_jobs() -> int:
+    """Re-dispatch sync jobs that are due but not queued (broker down, worker killed)."""
+    return outbox.sweep()

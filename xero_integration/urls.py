@@ -14,5 +14,6 @@ urlpatterns = [
     path("connect/<uuid:attempt_id>/choose/", views.choose_organisation, name="choose"),
     path("accounts/", views.save_accounts, name="accounts"),
     path("accounts/reload/", views.reload_accounts, name="reload_accounts"),
+    path("contacts/import/", views.import_contacts, name="import_contacts"),
     path("disconnect/", views.disconnect, name="disconnect"),
 ]

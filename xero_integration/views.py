@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from xero_integration import app_settings, connect, oauth_state, services
+from xero_integration import app_settings, connect, contacts, oauth_state, services
 from xero_integration.adapters import get_adapter
 from xero_integration.forms import DefaultAccountsForm
 from xero_integration.models import ConnectAttempt, ConnectionStatus, SyncLog, XeroConnection
@@ -67,6 +67,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             "form": form,
             "can_manage": get_adapter(request).can_manage_connection(request, account_key),
             "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+            "contact_import": connection.contact_imports.first() if connection else None,
             "integrations_url": get_adapter(request).integrations_url(request),
         },
     )
@@ -197,6 +198,7 @@ def save_accounts(request: HttpRequest) -> HttpResponse:
             "form": form,
             "can_manage": True,
             "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+            "contact_import": connection.contact_imports.first() if connection else None,
             "integrations_url": get_adapter(request).integrations_url(request),
         },
         status=400,
@@ -232,4 +234,17 @@ def disconnect(request: HttpRequest) -> HttpResponse:
             "xero_integration.tasks.disconnect_in_xero", connection.pk, connection.token_generation
         )
     messages.success(request, f"Disconnected from {connection.tenant_name}.")
+    return redirect("xero_integration:settings")
+
+
+@login_required
+@require_POST
+def import_contacts(request: HttpRequest) -> HttpResponse:
+    """Read contact changes from Xero now, instead of waiting for the schedule."""
+    connection = _own_connection(request)
+    if not connection.is_connected:
+        messages.error(request, "Connect to Xero first.")
+        return redirect("xero_integration:settings")
+    job = contacts.start_import(connection)
+    messages.info(request, f"Importing contacts from Xero ({job.get_kind_display().lower()})…")
     return redirect("xero_integration:settings")

@@ -130,6 +130,9 @@ class CrmXeroAdapter(DefaultXeroAdapter):
             reference=invoice.reference,
         )
 
+    def contact_model(self) -> str:
+        return CONTACT_MODEL
+
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
     ) -> dict[str, str]:

@@ -24,4 +24,9 @@ def xero_tile(context: template.Context) -> dict[str, Any]:
         if account_key:
             connection = XeroConnection.objects.filter(account_key=account_key).first()
             can_manage = adapter.can_manage_connection(request, account_key)
-    return {"request": request, "connection": connection, "can_manage": can_manage}
+    return {
+        "request": request,
+        "connection": connection,
+        "can_manage": can_manage,
+        "contact_import": connection.contact_imports.first() if connection else None,
+    }

@@ -1,0 +1,399 @@
+"""Contacts between the CRM and Xero: the import (full on connect, then incremental), and
+finding or creating the Xero contact of a CRM contact at invoice time, exactly once.
+
+Everything here runs in background tasks; it talks to Xero through ``connect.api_client``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from contextlib import nullcontext
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from xero_integration import app_settings, connect, tasks
+from xero_integration.adapters import DefaultXeroAdapter, get_adapter
+from xero_integration.data import HostContact
+from xero_integration.exceptions import ConnectionNotReady
+from xero_integration.models import ContactImport, ContactLink, SyncLog, XeroConnection
+from xero_integration.sync import contacts as rules
+from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
+from xero_integration.xero.errors import (
+    Forbidden,
+    RateLimited,
+    ThrottledLocally,
+    XeroError,
+    element_errors,
+)
+
+logger = logging.getLogger(__name__)
+
+#: An import that has not saved a page for this long is taken to have died and is resumed.
+STALLED_AFTER = timedelta(minutes=10)
+#: Re-read this much before the last change seen, so that a change made in the same instant as
+#: the last read is not missed (re-reading a contact is harmless).
+HIGH_WATER_OVERLAP = timedelta(seconds=1)
+ACTIVE_IMPORT_STATES = (
+    ContactImport.State.QUEUED,
+    ContactImport.State.RUNNING,
+    ContactImport.State.WAITING,
+)
+
+
+class ContactRejected(Exception):
+    """Xero refused to create the contact; the message is Xero's."""
+
+
+# ---- import -------------------------------------------------------------------------------
+
+
+def start_import(
+    connection: XeroConnection, kind: str = ContactImport.Kind.CHANGES
+) -> ContactImport:
+    """Queue an import for the connection, unless one is already under way (that one is
+    returned). An incremental import with nothing before it becomes a full one."""
+    with transaction.atomic():
+        XeroConnection.objects.select_for_update().filter(pk=connection.pk).first()
+        active = connection.contact_imports.filter(state__in=ACTIVE_IMPORT_STATES).first()
+        if active is not None:
+            return active
+        since = None
+        if kind == ContactImport.Kind.CHANGES:
+            last = (
+                connection.contact_imports.filter(state=ContactImport.State.DONE)
+                .order_by("-started_at")
+                .first()
+            )
+            if last is None:
+                kind = ContactImport.Kind.FULL
+            elif last.high_water:
+                since = last.high_water - HIGH_WATER_OVERLAP
+            else:
+                since = last.modified_since or (last.started_at - timedelta(minutes=5))
+        job = ContactImport.objects.create(connection=connection, kind=kind, modified_since=since)
+        tasks.dispatch("xero_integration.tasks.import_contacts", job.pk)
+    return job
+
+
+def _claim(job_id: int) -> bool:
+    """Take the import for this worker: queued, waiting, or running but stalled."""
+    now = timezone.now()
+    claimable = ContactImport.objects.filter(pk=job_id).filter(
+        state__in=(ContactImport.State.QUEUED, ContactImport.State.WAITING)
+    ) | ContactImport.objects.filter(
+        pk=job_id, state=ContactImport.State.RUNNING, updated_at__lt=now - STALLED_AFTER
+    )
+    return bool(claimable.update(state=ContactImport.State.RUNNING, updated_at=now, error=""))
+
+
+def _wait(job: ContactImport, reason: str, seconds: float | None) -> None:
+    job.state = ContactImport.State.WAITING
+    job.error = reason
+    job.resume_at = timezone.now() + timedelta(seconds=seconds) if seconds is not None else None
+    job.save(update_fields=["state", "error", "resume_at", "updated_at"])
+
+
+def run_import(job_id: int) -> None:
+    """Import pages from ``next_page`` on; each page is one transaction, so a crash resumes at
+    the first page not saved. Rate limits and outages make the import wait, never fail."""
+    if not _claim(job_id):
+        return
+    job = ContactImport.objects.select_related("connection").get(pk=job_id)
+    connection = job.connection
+    if not connection.is_connected:
+        _wait(job, "Waiting for the Xero connection.", None)
+        return
+    client = connect.api_client(connection)
+    adapter = get_adapter()
+    number = job.next_page
+    while True:
+        try:
+            page = client.contacts_page(
+                number,
+                MAX_PAGE_SIZE,
+                if_modified_since=job.modified_since,
+                include_archived=job.kind == ContactImport.Kind.CHANGES,
+            )
+        except (ThrottledLocally, RateLimited) as exc:
+            _wait(job, f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60)
+            return
+        except ConnectionNotReady as exc:
+            _wait(job, str(exc), None)
+            return
+        except Forbidden:
+            connect.confirm_still_connected(connection)
+            _wait(job, "Xero refused access to the organisation.", None)
+            return
+        except XeroError as exc:
+            if exc.retryable:
+                _wait(job, f"Xero is unavailable: {exc}", 60)
+                return
+            job.state = ContactImport.State.FAILED
+            job.error = str(exc)
+            job.finished_at = timezone.now()
+            job.save()
+            _log(connection, "contact_import", SyncLog.Outcome.FAILED, str(exc))
+            return
+        if not _save_page(job, number, page.items, page.item_count, adapter):
+            return  # another worker took over this import
+        if page.is_last:
+            break
+        number += 1
+    job.state = ContactImport.State.DONE
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "finished_at", "updated_at"])
+    _log(
+        connection,
+        "contact_import",
+        SyncLog.Outcome.OK,
+        f"{job.get_kind_display()}: {job.imported:,} contacts from Xero, {job.created:,} new in "
+        f"the CRM, {job.archived:,} archived or merged.",
+    )
+
+
+def _save_page(
+    job: ContactImport,
+    number: int,
+    items: list[dict],
+    item_count: int | None,
+    adapter: DefaultXeroAdapter,
+) -> bool:
+    with transaction.atomic():
+        current = ContactImport.objects.select_for_update().get(pk=job.pk)
+        if current.next_page != number or current.state != ContactImport.State.RUNNING:
+            return False
+        created, archived, high_water = apply_contacts(job.connection, items, adapter)
+        job.next_page = number + 1
+        job.imported += len(items)
+        job.created += created
+        job.archived += archived
+        if item_count is not None:
+            job.total = item_count
+        if high_water and (job.high_water is None or high_water > job.high_water):
+            job.high_water = high_water
+        job.save()
+    return True
+
+
+def apply_contacts(
+    connection: XeroConnection, items: list[dict], adapter: DefaultXeroAdapter
+) -> tuple[int, int, object]:
+    """Write one page of Xero contacts into the CRM and link them, with a fixed number of
+    queries whatever the page's size. Returns (new CRM contacts, archived or merged, the latest
+    UpdatedDateUTC)."""
+    account_key = connection.account_key
+    host_model = adapter.contact_model()
+    ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
+    links = {
+        link.xero_contact_id: link
+        for link in ContactLink.objects.filter(account_key=account_key, xero_contact_id__in=ids)
+    }
+    incoming = [rules.imported_contact(item) for item in items if item.get("ContactID")]
+    active = [contact for contact in incoming if not contact.archived]
+    linked = {
+        xero_id: link.host_id
+        for xero_id, link in links.items()
+        if link.host_model == host_model and link.status != ContactLink.Status.MERGED
+    }
+    written = adapter.upsert_contacts(account_key, active, linked) if active else {}
+    by_id = {str(item.get("ContactID")): item for item in items}
+    new_links, changed, archived = [], [], 0
+    high_water = None
+    for xero_id, item in by_id.items():
+        updated = rules.updated_at(item)
+        if updated and (high_water is None or updated > high_water):
+            high_water = updated
+        merged = rules.merged_into(item)
+        status = ContactLink.Status.ACTIVE
+        if merged:
+            status = ContactLink.Status.MERGED
+        elif item.get("ContactStatus") not in (None, "ACTIVE"):
+            status = ContactLink.Status.ARCHIVED
+        link = links.get(xero_id)
+        if link is None:
+            if xero_id in written and status == ContactLink.Status.ACTIVE:
+                new_links.append(
+                    ContactLink(
+                        account_key=account_key,
+                        host_model=host_model,
+                        host_id=written[xero_id],
+                        xero_contact_id=xero_id,
+                        xero_name=str(item.get("Name") or "")[:255],
+                        matched_by=ContactLink.MatchedBy.IMPORTED,
+                        xero_updated_at=updated,
+                    )
+                )
+            continue
+        if status != ContactLink.Status.ACTIVE and link.status == ContactLink.Status.ACTIVE:
+            archived += 1
+        link.status = status
+        link.merged_into = merged
+        link.xero_name = str(item.get("Name") or link.xero_name)[:255]
+        link.xero_updated_at = updated
+        changed.append(link)
+    if new_links:
+        ContactLink.objects.bulk_create(new_links, ignore_conflicts=True)
+    if changed:
+        ContactLink.objects.bulk_update(
+            changed, ["status", "merged_into", "xero_name", "xero_updated_at", "updated_at"]
+        )
+    return len(new_links), archived, high_water
+
+
+def resume_imports() -> int:
+    """Re-queue imports that wait for a time now past, or whose worker died."""
+    now = timezone.now()
+    due = list(
+        ContactImport.objects.filter(
+            state=ContactImport.State.WAITING,
+            resume_at__lte=now,
+            connection__status="connected",
+        ).values_list("pk", flat=True)
+    )
+    due += list(
+        ContactImport.objects.filter(
+            state=ContactImport.State.WAITING,
+            resume_at__isnull=True,
+            connection__status="connected",
+        ).values_list("pk", flat=True)
+    )
+    due += list(
+        ContactImport.objects.filter(
+            state__in=(ContactImport.State.RUNNING, ContactImport.State.QUEUED),
+            updated_at__lt=now - STALLED_AFTER,
+        ).values_list("pk", flat=True)
+    )
+    for job_id in due:
+        if ContactImport.objects.filter(pk=job_id, state=ContactImport.State.QUEUED).exists():
+            ContactImport.objects.filter(pk=job_id).update(updated_at=now)
+        tasks.dispatch("xero_integration.tasks.import_contacts", job_id)
+    return len(due)
+
+
+def import_changes_everywhere() -> int:
+    """The schedule's work: an incremental import for every connected organisation."""
+    count = 0
+    for connection in XeroConnection.objects.filter(status="connected"):
+        start_import(connection, ContactImport.Kind.CHANGES)
+        count += 1
+    return count
+
+
+def _log(connection: XeroConnection, action: str, outcome: str, message: str, **details) -> None:
+    SyncLog.objects.create(
+        connection=connection,
+        account_key=connection.account_key,
+        action=action,
+        outcome=outcome,
+        message=message,
+        details=details,
+    )
+
+
+# ---- matching at invoice time ---------------------------------------------------------------
+
+
+def _claim_link(account_key: str, host: HostContact) -> ContactLink:
+    try:
+        with transaction.atomic():
+            link, _ = ContactLink.objects.get_or_create(
+                account_key=account_key, host_model=host.host_model, host_id=host.host_id
+            )
+    except IntegrityError:
+        link = ContactLink.objects.get(
+            account_key=account_key, host_model=host.host_model, host_id=host.host_id
+        )
+    return link
+
+
+def _creation_key(connection: XeroConnection, host: HostContact, payload: dict) -> str:
+    """The same CRM contact and payload always give the same Idempotency-Key, so two workers
+    (or a retry after a lost response) creating it at once get one contact from Xero."""
+    digest = hashlib.sha256(
+        json.dumps(
+            [connection.tenant_id, host.host_model, host.host_id, payload], sort_keys=True
+        ).encode()
+    ).hexdigest()
+    return f"contact-{digest[:48]}"
+
+
+def xero_contact_id(connection: XeroConnection, client: XeroClient, host: HostContact) -> str:
+    """The Xero ContactID for a CRM contact: its link, else a match, else a new contact.
+
+    On PostgreSQL the link row is locked while Xero is asked, so concurrent workers wait for the
+    first; everywhere the creation carries a deterministic Idempotency-Key and a lookup by our
+    ContactNumber comes first, so a retried or concurrent creation finds the contact instead of
+    making another.
+    """
+    account_key = connection.account_key
+    existing = (
+        ContactLink.objects.filter(
+            account_key=account_key, host_model=host.host_model, host_id=host.host_id
+        )
+        .exclude(xero_contact_id=None)
+        .first()
+    )
+    if existing is not None:
+        return existing.merged_into or existing.xero_contact_id or ""
+    link = _claim_link(account_key, host)
+    locking = db_connection.features.has_select_for_update
+    # SQLite has no row locks; a transaction spanning the calls would only hold its database
+    # lock longer, so there the Idempotency-Key and the ContactNumber lookup do the work.
+    with transaction.atomic() if locking else nullcontext():
+        if locking:
+            link = ContactLink.objects.select_for_update().get(pk=link.pk)
+        else:
+            link.refresh_from_db()
+        if link.xero_contact_id:
+            return link.merged_into or link.xero_contact_id
+        contact, rule, reason = _find_or_create(connection, client, host)
+        link.xero_contact_id = contact["ContactID"]
+        link.xero_name = str(contact.get("Name") or host.name)[:255]
+        link.status = ContactLink.Status.ACTIVE
+        link.matched_by = {
+            "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
+            "email": ContactLink.MatchedBy.EMAIL,
+            "name": ContactLink.MatchedBy.NAME,
+        }.get(rule, ContactLink.MatchedBy.CREATED)
+        try:
+            with transaction.atomic():
+                link.save()
+        except IntegrityError:
+            # That Xero contact is linked to another CRM contact already (two CRM contacts
+            # with one email): both may point at it; keep the first link and use its id.
+            link.delete()
+            reason += " It was already linked to another CRM contact."
+        _log(
+            connection,
+            "contact_match",
+            SyncLog.Outcome.INFO,
+            f"{host.name}: {reason}",
+            host_id=host.host_id,
+            xero_contact_id=contact["ContactID"],
+            rule=rule,
+        )
+        return contact["ContactID"]
+
+
+def _find_or_create(
+    connection: XeroConnection, client: XeroClient, host: HostContact
+) -> tuple[dict, str, str]:
+    prefix = app_settings.CONTACT_NUMBER_PREFIX
+    reply = client.get("/Contacts", {"where": rules.candidates_filter(host, prefix)}) or {}
+    match = rules.choose(host, list(reply.get("Contacts") or []), prefix)
+    if match.contact is not None:
+        return match.contact, match.rule, match.reason
+    payload = rules.contact_payload(host, prefix, match.name)
+    key = _creation_key(connection, host, payload)
+    results = client.create_contacts([payload], idempotency_key=key, summarize_errors=False)
+    if not results:
+        raise ContactRejected("Xero returned no contact for the one created.")
+    errors = element_errors(results[0])
+    if errors:
+        raise ContactRejected("; ".join(str(error) for error in errors))
+    return results[0], match.rule, match.reason

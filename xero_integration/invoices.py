@@ -1,0 +1,649 @@
+"""Pushing a host invoice (and its payments) to Xero: the sync job's run.
+
+One run brings Xero to the invoice's current state: contact, tax rates, currency, the invoice
+(created once, then updated only when its payload changed), status, payments, void or delete.
+Every write carries an Idempotency-Key tied to the job's change and payload; a write whose
+outcome is unknown is reconciled (by invoice number, or by the invoice's payments) before it is
+made again. Transient trouble makes the job wait and retry; Xero's refusals fail it with
+Xero's message until staff fix the data and retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from xero_integration import app_settings, connect, contacts
+from xero_integration.adapters import DefaultXeroAdapter, get_adapter
+from xero_integration.calllog import CallRecorder
+from xero_integration.data import HostInvoice, InvoiceStatus
+from xero_integration.exceptions import ConnectionNotReady
+from xero_integration.models import (
+    ConnectionStatus,
+    InvoiceLink,
+    PaymentLink,
+    SyncJob,
+    SyncLog,
+    TaxRateMapping,
+    XeroConnection,
+)
+from xero_integration.sync import invoices as rules
+from xero_integration.xero.client import XeroClient
+from xero_integration.xero.errors import (
+    FieldError,
+    Forbidden,
+    RateLimited,
+    ThrottledLocally,
+    ValidationError,
+    XeroError,
+    XeroTransportError,
+    element_errors,
+)
+
+logger = logging.getLogger(__name__)
+
+#: A running job not finished within this time is taken to have lost its worker.
+LEASE = timedelta(minutes=5)
+BACKOFF_BASE = 30.0
+BACKOFF_CAP = 3600.0
+DUPLICATE_NUMBER = "Invoice # must be unique."
+CURRENCY_HELP = (
+    "Organisation is not subscribed to currency {code}. The invoice's currency is not enabled "
+    "in Xero and could not be added: enable multi-currency in your Xero plan, or add {code} in "
+    "Xero (Settings → Currencies); the invoice is sent again when you retry."
+)
+
+
+class JobFailed(Exception):
+    """Xero refused, or the data cannot go to Xero: kept on the job until staff act."""
+
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class JobWaits(Exception):
+    """Try again later (after ``seconds``, or when the connection is back if None)."""
+
+    def __init__(self, message: str, seconds: float | None, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.ambiguous = ambiguous
+
+
+def _fields(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"path": error.path, "message": error.message} for error in errors]
+
+
+# ---- claiming and finishing ---------------------------------------------------------------
+
+
+def claim(account_key: str, host_model: str, host_id: str) -> SyncJob | None:
+    """Take the job for this worker if it is due: pending, waiting and past its time, or
+    running with an expired lease (its worker died). Only one worker wins."""
+    now = timezone.now()
+    due = (
+        Q(state=SyncJob.State.PENDING)
+        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
+    )
+    jobs = SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id)
+    claimed = jobs.filter(due).update(
+        state=SyncJob.State.RUNNING, lease_until=now + LEASE, updated_at=now
+    )
+    return jobs.first() if claimed else None
+
+
+def _finish(job: SyncJob, seq: int) -> None:
+    now = timezone.now()
+    done = SyncJob.objects.filter(pk=job.pk, change_seq=seq, state=SyncJob.State.RUNNING).update(
+        state=SyncJob.State.DONE,
+        done_seq=seq,
+        error="",
+        error_fields=[],
+        attempts=0,
+        ambiguous=False,
+        lease_until=None,
+        not_before=None,
+        updated_at=now,
+    )
+    if not done:
+        # The invoice changed while it was being pushed: push it again.
+        SyncJob.objects.filter(pk=job.pk).update(
+            state=SyncJob.State.PENDING, lease_until=None, ambiguous=False, updated_at=now
+        )
+        _redispatch(job)
+
+
+def _redispatch(job: SyncJob) -> None:
+    from xero_integration.tasks import dispatch
+
+    dispatch("xero_integration.tasks.push_invoice", job.account_key, job.host_model, job.host_id)
+
+
+def _fail(job: SyncJob, message: str, fields: list[dict[str, str]]) -> None:
+    SyncJob.objects.filter(pk=job.pk).update(
+        state=SyncJob.State.FAILED,
+        error=message,
+        error_fields=fields,
+        lease_until=None,
+        updated_at=timezone.now(),
+    )
+
+
+def _wait(job: SyncJob, reason: JobWaits) -> None:
+    now = timezone.now()
+    not_before = None if reason.seconds is None else now + timedelta(seconds=reason.seconds)
+    SyncJob.objects.filter(pk=job.pk).update(
+        state=SyncJob.State.WAITING,
+        error=str(reason),
+        not_before=not_before,
+        lease_until=None,
+        attempts=job.attempts + 1,
+        ambiguous=job.ambiguous or reason.ambiguous,
+        updated_at=now,
+    )
+
+
+def backoff(attempts: int) -> float:
+    """Capped exponential backoff with jitter, for a job that keeps meeting trouble."""
+    step = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(attempts, 12)))
+    return step * (0.5 + random.random() / 2)
+
+
+# ---- the run ------------------------------------------------------------------------------
+
+
+def run(account_key: str, host_model: str, host_id: str) -> None:
+    """Run the sync job of one host invoice, if it is due."""
+    job = claim(account_key, host_model, host_id)
+    if job is None:
+        return
+    seq = job.change_seq
+    recorder = CallRecorder()
+    connection = XeroConnection.objects.filter(account_key=account_key).first()
+    try:
+        if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+            raise JobFailed("This CRM account is not connected to Xero.")
+        if not connection.is_connected:
+            raise JobWaits("Waiting for the Xero connection to be reconnected.", None)
+        Push(job, connection, get_adapter(), recorder).run()
+    except JobFailed as failure:
+        _fail(job, str(failure), failure.fields)
+        _log(job, connection, recorder, SyncLog.Outcome.FAILED, str(failure))
+    except JobWaits as reason:
+        _wait(job, reason)
+        _log(job, connection, recorder, SyncLog.Outcome.INFO, str(reason))
+    except Exception as exc:  # a bug must leave the job retryable and readable, not lost
+        logger.exception("Sync job %s crashed", job.pk)
+        _wait(
+            job,
+            JobWaits(f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts)),
+        )
+        _log(job, connection, recorder, SyncLog.Outcome.FAILED, f"Unexpected error: {exc}")
+    else:
+        _finish(job, seq)
+        _log(job, connection, recorder, SyncLog.Outcome.OK, "")
+
+
+def _log(
+    job: SyncJob,
+    connection: XeroConnection | None,
+    recorder: CallRecorder,
+    outcome: str,
+    message: str,
+) -> None:
+    calls = recorder.drain()
+    rows = [
+        SyncLog(
+            connection=connection,
+            account_key=job.account_key,
+            job=job,
+            host_id=job.host_id,
+            action=f"{call.method} {call.path}",
+            outcome=SyncLog.Outcome.OK if call.status < 400 else SyncLog.Outcome.FAILED,
+            http_status=call.status or None,
+            correlation_id=call.correlation_id,
+            message=f"Invoice {job.number}",
+            details={"query": call.query} if call.query else {},
+            request_body=call.request_body,
+            response_body=call.response_body,
+        )
+        for call in calls
+    ]
+    if message or not rows:
+        rows.append(
+            SyncLog(
+                connection=connection,
+                account_key=job.account_key,
+                job=job,
+                host_id=job.host_id,
+                action="invoice_sync",
+                outcome=outcome,
+                message=f"Invoice {job.number}: {message}" if message else f"Invoice {job.number}",
+            )
+        )
+    SyncLog.objects.bulk_create(rows)
+
+
+@dataclass
+class Push:
+    job: SyncJob
+    connection: XeroConnection
+    adapter: DefaultXeroAdapter
+    recorder: CallRecorder
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except ConnectionNotReady as exc:
+            raise JobWaits(str(exc), None) from exc
+        except (ThrottledLocally, RateLimited) as exc:
+            raise JobWaits(f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60) from exc
+        except Forbidden as exc:
+            connect.confirm_still_connected(self.connection)
+            raise JobWaits(f"Xero refused access to the organisation: {exc}", None) from exc
+        except contacts.ContactRejected as exc:
+            raise JobFailed(f"Xero refused the contact: {exc}") from exc
+        except ValidationError as exc:
+            raise JobFailed(
+                "; ".join(str(e) for e in exc.errors) or str(exc), _fields(exc.errors)
+            ) from exc
+        except XeroTransportError as exc:
+            raise JobWaits(f"{exc}", backoff(self.job.attempts), ambiguous=True) from exc
+        except XeroError as exc:
+            if exc.retryable:
+                raise JobWaits(str(exc), backoff(self.job.attempts), ambiguous=True) from exc
+            raise JobFailed(str(exc)) from exc
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> XeroClient:
+        if not hasattr(self, "_client"):
+            self._client = connect.api_client(self.connection, self.recorder)
+        return self._client
+
+    def key(self, operation: str, payload: Any) -> str:
+        """One Idempotency-Key per change of the invoice, operation and payload: a retry of this
+        attempt repeats it (Xero replays the answer), a new change gets a new one."""
+        digest = hashlib.sha256(
+            f"{self.connection.tenant_id}|{self.job.host_model}|{self.job.host_id}|"
+            f"{self.job.change_seq}|{operation}|{rules.payload_hash({'p': payload})}".encode()
+        ).hexdigest()
+        return f"inv-{digest[:60]}"
+
+    def link(self) -> InvoiceLink:
+        link, _ = InvoiceLink.objects.get_or_create(
+            account_key=self.job.account_key,
+            host_model=self.job.host_model,
+            host_id=self.job.host_id,
+        )
+        return link
+
+    def mark_ambiguous(self) -> None:
+        # Set before a create: if this worker dies mid-call, the next run looks before writing.
+        SyncJob.objects.filter(pk=self.job.pk).update(ambiguous=True)
+        self.job.ambiguous = True
+
+    # -- the work --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        job, adapter = self.job, self.adapter
+        link = InvoiceLink.objects.filter(
+            account_key=job.account_key, host_model=job.host_model, host_id=job.host_id
+        ).first()
+        instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
+        if instance is None:
+            # Deleted in the CRM: voided in Xero (deleted if still a draft there).
+            if link and link.xero_invoice_id:
+                self.remove(link, "The invoice was deleted in the CRM.")
+            return
+        if not adapter.should_sync(instance):
+            return
+        invoice = adapter.to_invoice(instance)
+        if invoice.status == InvoiceStatus.VOID:
+            if link and link.xero_invoice_id:
+                self.remove(link, "The invoice was voided in the CRM.")
+            return
+        if (
+            invoice.status == InvoiceStatus.DRAFT
+            and not app_settings.SYNC_DRAFTS
+            and not (link and link.xero_invoice_id)
+        ):
+            return
+        try:
+            rules.check_sendable(invoice)
+        except rules.InvoiceNotSendable as exc:
+            raise JobFailed(str(exc), [{"path": exc.field, "message": str(exc)}]) from exc
+        if not self.connection.revenue_account_code:
+            raise JobFailed(
+                "Choose the revenue account for invoice lines in Settings → Integrations → "
+                "Xero, then retry.",
+                [{"path": "revenue_account_code", "message": "No revenue account chosen."}],
+            )
+        contact_id = contacts.xero_contact_id(self.connection, self.client, invoice.contact)
+        tax_types = self.tax_types(invoice)
+        self.ensure_currency(invoice.currency)
+        payload = rules.invoice_payload(
+            invoice, contact_id, self.connection.revenue_account_code, tax_types
+        )
+        link = self.push_invoice(link, invoice, payload)
+        if link.xero_status in ("AUTHORISED", "PAID") or invoice.payments:
+            self.push_payments(link, invoice)
+
+    def push_invoice(
+        self, link: InvoiceLink | None, invoice: HostInvoice, payload: dict[str, Any]
+    ) -> InvoiceLink:
+        digest = rules.payload_hash(payload)
+        if link and link.xero_invoice_id and link.payload_hash == digest:
+            return link  # unchanged: no call
+        link = link or self.link()
+        if not link.xero_invoice_id and self.job.ambiguous:
+            self.adopt_existing(link, invoice.number)
+        if not link.xero_invoice_id:
+            self.mark_ambiguous()
+            results = self.client.put_invoices(
+                [payload], summarize_errors=False, idempotency_key=self.key("create", payload)
+            )
+            result = results[0] if results else {}
+            errors = element_errors(result)
+            if any(e.message == DUPLICATE_NUMBER for e in errors):
+                # Made before by a run whose answer was lost: take it and update it below.
+                self.adopt_existing(link, invoice.number)
+                if not link.xero_invoice_id:
+                    raise JobFailed(DUPLICATE_NUMBER, _fields(errors))
+            elif errors:
+                raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
+            else:
+                self.save_result(link, invoice, result, digest)
+                return link
+        if link.xero_status in ("VOIDED", "DELETED"):
+            raise JobFailed(
+                f"The invoice is {link.xero_status.lower()} in Xero and cannot be changed there; "
+                "create a new invoice in the CRM instead."
+            )
+        update = {"InvoiceID": link.xero_invoice_id, **payload}
+        if link.xero_status == "PAID" or (
+            link.xero_status == "AUTHORISED" and payload["Status"] == "AUTHORISED"
+        ):
+            update.pop("Status")
+        result = self.client.post_invoice(update, idempotency_key=self.key("update", update))
+        self.save_result(link, invoice, result, digest)
+        return link
+
+    def adopt_existing(self, link: InvoiceLink, number: str) -> None:
+        """Find the invoice an earlier, unanswered create may have made, by its number."""
+        found = [
+            i
+            for i in self.client.invoices_by_numbers([number])
+            if i.get("Type") == "ACCREC" and i.get("Status") != "DELETED"
+        ]
+        if found:
+            self.save_result(link, None, found[0], "")
+
+    def save_result(
+        self, link: InvoiceLink, invoice: HostInvoice | None, result: dict[str, Any], digest: str
+    ) -> None:
+        link.xero_invoice_id = str(result.get("InvoiceID") or link.xero_invoice_id)
+        link.invoice_number = str(result.get("InvoiceNumber") or link.invoice_number)
+        link.xero_status = str(result.get("Status") or link.xero_status)
+        link.payload_hash = digest
+        if result.get("Total") is not None:
+            link.xero_total = rules.cents(Decimal(str(result["Total"])))
+        if result.get("AmountDue") is not None:
+            link.xero_amount_due = rules.cents(Decimal(str(result["AmountDue"])))
+        if invoice is not None:
+            link.crm_total = rules.cents(invoice.total)
+        link.total_mismatch = bool(
+            link.crm_total is not None
+            and link.xero_total is not None
+            and link.crm_total != link.xero_total
+        )
+        link.pushed_at = timezone.now()
+        link.save()
+        if link.total_mismatch:
+            SyncLog.objects.create(
+                connection=self.connection,
+                account_key=self.job.account_key,
+                job=self.job,
+                host_id=self.job.host_id,
+                action="total_mismatch",
+                outcome=SyncLog.Outcome.FAILED,
+                message=f"Invoice {link.invoice_number}: the CRM's total {link.crm_total} differs "
+                f"from Xero's {link.xero_total}.",
+            )
+
+    # -- taxes and currencies ---------------------------------------------------------------
+
+    def tax_types(self, invoice: HostInvoice) -> dict[str, str]:
+        taxes = {line.tax.host_id: line.tax for line in invoice.lines if line.tax}
+        if not taxes:
+            return {}
+        mappings = {
+            m.host_id: m
+            for m in TaxRateMapping.objects.filter(
+                account_key=self.job.account_key, host_id__in=list(taxes)
+            )
+        }
+        result: dict[str, str] = {}
+        rates: list[dict[str, Any]] | None = None
+        for host_id, tax in taxes.items():
+            mapping = mappings.get(host_id)
+            if mapping and mapping.tax_type:
+                result[host_id] = mapping.tax_type
+                continue
+            if rates is None:
+                rates = self.client.tax_rates()
+            match = rules.match_tax_rate(tax, rates)
+            created = False
+            if match is None:
+                if not app_settings.CREATE_TAX_RATES:
+                    TaxRateMapping.objects.get_or_create(
+                        account_key=self.job.account_key,
+                        host_id=host_id,
+                        defaults={"name": tax.name},
+                    )
+                    raise JobFailed(
+                        f"No Xero tax rate matches the CRM tax “{tax.name}”. Map it to a Xero tax "
+                        "rate in admin (Xero tax rate mappings), then retry.",
+                        [{"path": "tax", "message": f"Unmapped tax {tax.name}"}],
+                    )
+                body = rules.new_tax_rate(tax, self.connection.country_code)
+                match = self.client.create_tax_rate(body, idempotency_key=self.key("tax", body))
+                created = True
+            TaxRateMapping.objects.update_or_create(
+                account_key=self.job.account_key,
+                host_id=host_id,
+                defaults={
+                    "name": tax.name,
+                    "tax_type": match["TaxType"],
+                    "xero_name": match.get("Name", ""),
+                    "created_in_xero": created,
+                },
+            )
+            result[host_id] = match["TaxType"]
+        return result
+
+    def ensure_currency(self, code: str) -> None:
+        connection = self.connection
+        if not code or code == connection.base_currency or code in connection.currencies:
+            return
+        known = [c.get("Code") for c in self.client.currencies()]
+        if code not in known:
+            if self.client.organisation_actions().get("UseMulticurrency") != "ALLOWED":
+                raise JobFailed(
+                    CURRENCY_HELP.format(code=code),
+                    [{"path": "currency", "message": f"{code} is not enabled in Xero."}],
+                )
+            try:
+                self.client.add_currency(code, idempotency_key=self.key("currency", code))
+            except ValidationError as exc:
+                raise JobFailed(CURRENCY_HELP.format(code=code), _fields(exc.errors)) from exc
+            known.append(code)
+        connection.currencies = sorted(set(known))
+        XeroConnection.objects.filter(pk=connection.pk).update(currencies=connection.currencies)
+
+    # -- payments ----------------------------------------------------------------------------
+
+    def push_payments(self, link: InvoiceLink, invoice: HostInvoice) -> None:
+        pushed = list(
+            PaymentLink.objects.filter(
+                account_key=self.job.account_key,
+                invoice_host_id=self.job.host_id,
+                deleted_in_xero=False,
+            )
+        )
+        linked = {
+            (p.host_model, p.host_id): {
+                "xero_payment_id": p.xero_payment_id,
+                "amount": p.amount,
+                "date": p.date,
+                "reference": p.reference,
+            }
+            for p in pushed
+        }
+        plan = rules.plan_payments(invoice.payments, linked)
+        if not plan.delete and not plan.create:
+            return
+        for payment_id in plan.delete:
+            self.client.delete_payment(payment_id, idempotency_key=self.key("delete", payment_id))
+            PaymentLink.objects.filter(
+                account_key=self.job.account_key, xero_payment_id=payment_id
+            ).update(deleted_in_xero=True)
+        creations = list(plan.create)
+        if creations and self.job.ambiguous:
+            creations = self.adopt_payments(link, creations)
+        if creations:
+            account_id = self.connection.payment_account_id
+            if not account_id:
+                raise JobFailed(
+                    "Choose the account payments go to in Settings → Integrations → Xero, then "
+                    "retry.",
+                    [{"path": "payment_account_id", "message": "No payment account chosen."}],
+                )
+            bodies = [rules.payment_payload(p, link.xero_invoice_id, account_id) for p in creations]
+            self.mark_ambiguous()
+            results = self.client.put_payments(
+                bodies, summarize_errors=False, idempotency_key=self.key("payments", bodies)
+            )
+            problems: list[FieldError] = []
+            for payment, result in zip(creations, results, strict=False):
+                errors = element_errors(result)
+                if errors:
+                    problems.extend(errors)
+                    continue
+                self.save_payment(payment, str(result.get("PaymentID")))
+            if problems:
+                raise JobFailed("; ".join(str(e) for e in problems), _fields(problems))
+        paid = sum(
+            (
+                p.amount
+                for p in PaymentLink.objects.filter(
+                    account_key=self.job.account_key,
+                    invoice_host_id=self.job.host_id,
+                    deleted_in_xero=False,
+                )
+            ),
+            Decimal("0"),
+        )
+        if link.xero_total is not None:
+            link.xero_amount_due = link.xero_total - paid
+            link.xero_status = "PAID" if link.xero_amount_due <= 0 else "AUTHORISED"
+            link.save(update_fields=["xero_amount_due", "xero_status"])
+
+    def adopt_payments(self, link: InvoiceLink, creations: list) -> list:
+        """After an unanswered payment call: link the payments Xero already has for this
+        invoice (same amount, date and reference) instead of paying twice."""
+        xero_invoice = self.client.invoice(link.xero_invoice_id) or {}
+        taken = set(
+            PaymentLink.objects.filter(account_key=self.job.account_key).values_list(
+                "xero_payment_id", flat=True
+            )
+        )
+        remaining = []
+        for payment in creations:
+            match = next(
+                (
+                    p
+                    for p in xero_invoice.get("Payments") or []
+                    if p.get("PaymentID") not in taken and rules.same_payment(p, payment)
+                ),
+                None,
+            )
+            if match is None:
+                remaining.append(payment)
+                continue
+            taken.add(match["PaymentID"])
+            self.save_payment(payment, str(match["PaymentID"]))
+        return remaining
+
+    def save_payment(self, payment, payment_id: str) -> None:
+        with transaction.atomic():
+            PaymentLink.objects.get_or_create(
+                account_key=self.job.account_key,
+                host_model=payment.host_model,
+                host_id=payment.host_id,
+                xero_payment_id=payment_id,
+                defaults={
+                    "invoice_host_id": self.job.host_id,
+                    "amount": rules.cents(payment.amount),
+                    "date": payment.date,
+                    "reference": (payment.reference or "")[:255],
+                },
+            )
+
+    # -- void and delete ---------------------------------------------------------------------
+
+    def remove(self, link: InvoiceLink, why: str) -> None:
+        """Void the Xero invoice (delete it if it is a draft there); payments go first."""
+        current = self.client.invoice(link.xero_invoice_id) or {}
+        status = current.get("Status") or link.xero_status
+        if status in ("VOIDED", "DELETED"):
+            link.xero_status = status
+            link.save(update_fields=["xero_status"])
+            return
+        if status in ("DRAFT", "SUBMITTED"):
+            target = "DELETED"
+        else:
+            target = "VOIDED"
+            payments = [p for p in current.get("Payments") or [] if p.get("PaymentID")]
+            for payment in payments:
+                self.client.delete_payment(
+                    payment["PaymentID"], idempotency_key=self.key("delete", payment["PaymentID"])
+                )
+            PaymentLink.objects.filter(
+                account_key=self.job.account_key, invoice_host_id=self.job.host_id
+            ).update(deleted_in_xero=True)
+            if payments:
+                SyncLog.objects.create(
+                    connection=self.connection,
+                    account_key=self.job.account_key,
+                    job=self.job,
+                    host_id=self.job.host_id,
+                    action="payments_removed",
+                    outcome=SyncLog.Outcome.INFO,
+                    message=f"Invoice {link.invoice_number}: removed {len(payments)} payment(s) in "
+                    "Xero so that the invoice could be voided.",
+                )
+        body = {"InvoiceID": link.xero_invoice_id, "Status": target}
+        result = self.client.post_invoice(body, idempotency_key=self.key(target, body))
+        self.save_result(link, None, result, link.payload_hash)
+        SyncLog.objects.create(
+            connection=self.connection,
+            account_key=self.job.account_key,
+            job=self.job,
+            host_id=self.job.host_id,
+            action="invoice_removed",
+            outcome=SyncLog.Outcome.INFO,
+            message=f"Invoice {link.invoice_number}: {why} It is {target.lower()} in Xero.",
+        )

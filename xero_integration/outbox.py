@@ -1,0 +1,165 @@
+"""The outbox: host saves become sync jobs in the save's own transaction, in one statement.
+
+Connected to the models the adapter names (``invoice_models`` and ``payment_models``). A save
+adds at most one query (an upsert that only writes when the CRM account has a Xero connection);
+the push itself runs in a django-q2 task after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Model
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+
+from xero_integration.adapters import get_adapter
+from xero_integration.models import ConnectionStatus, SyncJob, XeroConnection
+
+logger = logging.getLogger(__name__)
+
+#: A pending job whose task has not started after this long is queued again by the sweeper.
+SWEEP_GRACE = timedelta(minutes=2)
+SWEEP_BATCH = 1000
+
+_UPSERT = """
+INSERT INTO {job} (account_key, host_model, host_id, number, state, change_seq, done_seq,
+                   deleted, attempts, ambiguous, error, error_fields, created_at, updated_at)
+SELECT %s, %s, %s, %s, %s, 1, 0, %s, 0, %s, '', {empty_list}, %s, %s
+WHERE EXISTS (SELECT 1 FROM {connection} WHERE account_key = %s AND status <> %s)
+ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
+    change_seq = {job}.change_seq + 1,
+    number = excluded.number,
+    deleted = excluded.deleted,
+    state = CASE WHEN {job}.state IN (%s, %s) THEN {job}.state ELSE %s END,
+    updated_at = excluded.updated_at
+"""
+
+
+def _sql() -> str:
+    empty_list = "CAST('[]' AS jsonb)" if db_connection.vendor == "postgresql" else "'[]'"
+    return _UPSERT.format(
+        job=SyncJob._meta.db_table,
+        connection=XeroConnection._meta.db_table,
+        empty_list=empty_list,
+    )
+
+
+def enqueue(
+    account_key: str, host_model: str, host_id: str, number: str = "", deleted: bool = False
+) -> bool:
+    """Record that a host invoice changed; True when its account has a Xero connection (a job
+    was added or bumped, and its push is queued for after the commit)."""
+    now = timezone.now()
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            _sql(),
+            [
+                account_key,
+                host_model,
+                host_id,
+                number[:255],
+                SyncJob.State.PENDING,
+                deleted,
+                False,
+                now,
+                now,
+                account_key,
+                ConnectionStatus.DISCONNECTED,
+                SyncJob.State.RUNNING,
+                SyncJob.State.WAITING,
+                SyncJob.State.PENDING,
+            ],
+        )
+        queued = cursor.rowcount > 0
+    if queued:
+        from xero_integration.tasks import dispatch
+
+        dispatch("xero_integration.tasks.push_invoice", account_key, host_model, host_id)
+    return queued
+
+
+def _invoice_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    adapter = get_adapter()
+    account_key = adapter.get_account_key(instance)
+    if account_key:
+        enqueue(
+            account_key,
+            instance._meta.label_lower,
+            str(instance.pk),
+            adapter.invoice_number(instance),
+            deleted=kwargs.get("signal") is post_delete,
+        )
+
+
+def _invoice_deleted(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    _invoice_changed(sender, instance, signal=post_delete)
+
+
+def _payment_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    adapter = get_adapter()
+    try:
+        invoice = adapter.invoice_for_payment(instance)
+    except Exception:  # the invoice itself is being deleted; its own signal covers it
+        return
+    if invoice is not None and invoice.pk is not None:
+        _invoice_changed(type(invoice), invoice)
+
+
+def connect_signals() -> None:
+    """Watch the adapter's models (called once the app registry is ready)."""
+    try:
+        adapter = get_adapter()
+        invoice_models = adapter.invoice_models()
+        payment_models = adapter.payment_models()
+    except Exception:  # a broken adapter is reported by the system check E001
+        logger.exception("xero_integration: the adapter's models could not be read")
+        return
+    for model in invoice_models:
+        post_save.connect(_invoice_changed, sender=model, dispatch_uid=f"xero-inv-{model}")
+        post_delete.connect(_invoice_deleted, sender=model, dispatch_uid=f"xero-invdel-{model}")
+    for model in payment_models:
+        post_save.connect(_payment_changed, sender=model, dispatch_uid=f"xero-pay-{model}")
+        post_delete.connect(_payment_changed, sender=model, dispatch_uid=f"xero-paydel-{model}")
+
+
+def requeue_account(account_key: str) -> int:
+    """After a reconnect: jobs that waited for the connection run now."""
+    ids = list(
+        SyncJob.objects.filter(
+            account_key=account_key,
+            state__in=(SyncJob.State.WAITING, SyncJob.State.PENDING),
+        ).values_list("account_key", "host_model", "host_id")
+    )
+    SyncJob.objects.filter(account_key=account_key, state=SyncJob.State.WAITING).update(
+        state=SyncJob.State.PENDING, not_before=None
+    )
+    from xero_integration.tasks import dispatch
+
+    with transaction.atomic():
+        for key in ids:
+            dispatch("xero_integration.tasks.push_invoice", *key)
+    return len(ids)
+
+
+def sweep() -> int:
+    """Queue again every job that is due: pending (its task may be lost), waiting past its
+    time, or running with an expired lease."""
+    from django.db.models import Q
+
+    from xero_integration.tasks import dispatch
+
+    now = timezone.now()
+    due = SyncJob.objects.filter(
+        Q(state=SyncJob.State.PENDING, updated_at__lt=now - SWEEP_GRACE)
+        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
+    ).values_list("account_key", "host_model", "host_id")[:SWEEP_BATCH]
+    keys = list(due)
+    for key in keys:
+        dispatch("xero_integration.tasks.push_invoice", *key)
+    return len(keys)

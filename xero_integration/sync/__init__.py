@@ -1,0 +1,2 @@
+"""The sync rules: what Xero must receive and what its answers mean. Pure functions where
+possible; the functions that call Xero take a client and plain data."""
