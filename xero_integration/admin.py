@@ -7,14 +7,20 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.html import format_html
 
-from xero_integration import contacts
+from xero_integration import contacts, outbox, services
 from xero_integration.adapters import get_adapter
 from xero_integration.models import (
     ConnectAttempt,
     ContactImport,
     ContactLink,
+    FailedSyncJob,
+    InvoiceLink,
+    PaymentLink,
+    SyncJob,
     SyncLog,
+    TaxRateMapping,
     XeroConnection,
 )
 
@@ -150,14 +156,16 @@ class ConnectAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SyncLog)
 class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Everything the integration did with Xero, newest first."""
+    """Every call to Xero and what Xero answered, newest first (secrets redacted)."""
 
     list_display = ["created_at", "account_key", "action", "outcome", "http_status", "message"]
     list_filter = ["outcome", "action", "created_at"]
-    search_fields = ["message", "correlation_id", "account_key"]
+    search_fields = ["message", "correlation_id", "account_key", "host_id"]
     readonly_fields = [
         "connection",
         "account_key",
+        "job",
+        "host_id",
         "created_at",
         "action",
         "outcome",
@@ -165,6 +173,8 @@ class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "http_status",
         "correlation_id",
         "details",
+        "request_body",
+        "response_body",
     ]
 
 
@@ -238,3 +248,199 @@ class ContactLinkAdmin(admin.ModelAdmin):
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: ContactLink) -> str:
         return get_adapter().account_label(obj.account_key)
+
+
+def _error_summary(job: SyncJob) -> str:
+    return job.error[:200]
+
+
+class SyncJobAdmin(admin.ModelAdmin):
+    """Invoices on their way to Xero. Failed ones keep Xero's message until staff fix the data
+    and retry, or mark them resolved."""
+
+    list_display = ["number", "account", "state", "attempts", "error_message", "updated_at"]
+    list_filter = ["state", "account_key", "created_at", "updated_at"]
+    search_fields = ["number", "host_id", "error"]
+    actions = ["retry", "mark_resolved"]
+    readonly_fields = [
+        "account",
+        "host_model",
+        "host_id",
+        "number",
+        "state",
+        "change_seq",
+        "done_seq",
+        "deleted",
+        "attempts",
+        "not_before",
+        "lease_until",
+        "ambiguous",
+        "error",
+        "error_fields",
+        "xero_link",
+        "created_at",
+        "updated_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="CRM account", ordering="account_key")
+    def account(self, obj: SyncJob) -> str:
+        return get_adapter().account_label(obj.account_key)
+
+    @admin.display(description="Xero's message")
+    def error_message(self, obj: SyncJob) -> str:
+        return _error_summary(obj)
+
+    @admin.display(description="In Xero")
+    def xero_link(self, obj: SyncJob) -> str:
+        link = InvoiceLink.objects.filter(
+            account_key=obj.account_key, host_model=obj.host_model, host_id=obj.host_id
+        ).first()
+        connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
+        if not link or not link.xero_invoice_id or not connection:
+            return "Not in Xero yet"
+        url = services.xero_invoice_url(
+            connection.tenant_id, connection.short_code, link.xero_invoice_id
+        )
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">Open in Xero</a> ({})',
+            url,
+            link.xero_status,
+        )
+
+    @admin.action(description="Retry the selected jobs now")
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
+        count = outbox.retry(queryset)
+        self.message_user(request, f"{count} job(s) queued to run again.", messages.SUCCESS)
+
+    @admin.action(description="Mark the selected jobs resolved")
+    def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
+        count = queryset.exclude(state=SyncJob.State.RUNNING).update(state=SyncJob.State.RESOLVED)
+        self.message_user(request, f"{count} job(s) marked resolved.", messages.SUCCESS)
+
+
+admin.site.register(SyncJob, SyncJobAdmin)
+
+
+@admin.register(FailedSyncJob)
+class FailedSyncJobAdmin(SyncJobAdmin):
+    """Only the jobs Xero refused: what staff must look at."""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).filter(state=SyncJob.State.FAILED)
+
+
+@admin.register(InvoiceLink)
+class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each CRM invoice's invoice in Xero: status, totals on both sides, a link to open it."""
+
+    list_display = [
+        "invoice_number",
+        "xero_status",
+        "crm_total",
+        "xero_total",
+        "xero_amount_due",
+        "total_mismatch",
+        "open_in_xero",
+        "pushed_at",
+    ]
+    list_filter = ["xero_status", "total_mismatch"]
+    search_fields = ["invoice_number", "xero_invoice_id", "host_id"]
+    actions = ["sync_now"]
+    readonly_fields = [
+        "account_key",
+        "host_model",
+        "host_id",
+        "invoice_number",
+        "xero_invoice_id",
+        "xero_status",
+        "crm_total",
+        "xero_total",
+        "xero_amount_due",
+        "total_mismatch",
+        "open_in_xero",
+        "pushed_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="Xero")
+    def open_in_xero(self, obj: InvoiceLink) -> str:
+        connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
+        if not connection or not obj.xero_invoice_id:
+            return "—"
+        url = services.xero_invoice_url(
+            connection.tenant_id, connection.short_code, obj.xero_invoice_id
+        )
+        return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', url)
+
+    @admin.action(description="Sync the selected invoices now")
+    def sync_now(self, request: HttpRequest, queryset: Any) -> None:
+        for link in queryset:
+            outbox.sync_now(link.account_key, link.host_model, link.host_id, link.invoice_number)
+        self.message_user(request, f"{queryset.count()} invoice(s) queued.", messages.SUCCESS)
+
+
+@admin.register(PaymentLink)
+class PaymentLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "host_id",
+        "invoice_host_id",
+        "amount",
+        "date",
+        "xero_payment_id",
+        "deleted_in_xero",
+    ]
+    list_filter = ["deleted_in_xero"]
+    search_fields = ["xero_payment_id", "host_id", "invoice_host_id"]
+
+
+@admin.register(TaxRateMapping)
+class TaxRateMappingAdmin(admin.ModelAdmin):
+    """CRM taxes and the Xero tax rates they become; staff may choose the rate by hand."""
+
+    list_display = [
+        "name",
+        "tax_type",
+        "xero_name",
+        "created_in_xero",
+        "set_by_staff",
+        "account_key",
+    ]
+    list_filter = ["created_in_xero", "set_by_staff"]
+    search_fields = ["name", "tax_type", "xero_name"]
+    readonly_fields = [
+        "account_key",
+        "host_id",
+        "name",
+        "xero_name",
+        "created_in_xero",
+        "set_by_staff",
+    ]
+    fields = [
+        "account_key",
+        "host_id",
+        "name",
+        "tax_type",
+        "xero_name",
+        "created_in_xero",
+        "set_by_staff",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: TaxRateMapping, form: Any, change: bool
+    ) -> None:
+        if "tax_type" in form.changed_data:
+            obj.tax_type = obj.tax_type.strip().upper()
+            obj.set_by_staff = True
+            obj.created_in_xero = False
+            obj.xero_name = ""
+        super().save_model(request, obj, form, change)

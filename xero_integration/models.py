@@ -438,3 +438,12 @@ class TaxRateMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.host_id} → {self.tax_type or 'unmapped'}"
+
+
+class FailedSyncJob(SyncJob):
+    """The "Failed syncs" view of the outbox in admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed sync"
+        verbose_name_plural = "failed syncs"

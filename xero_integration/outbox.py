@@ -163,3 +163,28 @@ def sweep() -> int:
     for key in keys:
         dispatch("xero_integration.tasks.push_invoice", *key)
     return len(keys)
+
+
+def retry(jobs: Any) -> int:
+    """Staff's "Retry": run failed, waiting or resolved jobs again now."""
+    from xero_integration.tasks import dispatch
+
+    keys = list(
+        jobs.exclude(state=SyncJob.State.RUNNING).values_list(
+            "pk", "account_key", "host_model", "host_id"
+        )
+    )
+    SyncJob.objects.filter(pk__in=[k[0] for k in keys]).update(
+        state=SyncJob.State.PENDING, not_before=None, attempts=0, updated_at=timezone.now()
+    )
+    with transaction.atomic():
+        for _, *key in keys:
+            dispatch("xero_integration.tasks.push_invoice", *key)
+    return len(keys)
+
+
+def sync_now(account_key: str, host_model: str, host_id: str, number: str = "") -> None:
+    """Push one invoice now (the invoice page's "Sync now"), even if nothing changed."""
+    if not enqueue(account_key, host_model, host_id, number):
+        return
+    retry(SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id))

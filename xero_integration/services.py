@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlencode
 
 import requests
 
@@ -57,3 +58,19 @@ def reset_limiter() -> None:
     global _limiter
     with _limiter_lock:
         _limiter = None
+
+
+def xero_invoice_url(tenant_id: str, short_code: str, invoice_id: str) -> str:
+    """A link that opens the invoice in Xero (the organisation's ShortCode deep link), or the
+    sandbox's page of the organisation when the API is the sandbox."""
+    if not invoice_id:
+        return ""
+    api_url = app_settings.API_URL
+    if api_url.rstrip("/") == "https://api.xero.com":
+        return "https://go.xero.com/organisationlogin/default.aspx?" + urlencode(
+            {
+                "shortcode": short_code,
+                "redirecturl": f"/AccountsReceivable/View.aspx?InvoiceID={invoice_id}",
+            }
+        )
+    return f"{api_url}/_sandbox/org/{tenant_id}#invoice-{invoice_id}"

@@ -16,4 +16,5 @@ urlpatterns = [
     path("accounts/reload/", views.reload_accounts, name="reload_accounts"),
     path("contacts/import/", views.import_contacts, name="import_contacts"),
     path("disconnect/", views.disconnect, name="disconnect"),
+    path("invoices/<str:host_model>/<str:host_id>/sync/", views.sync_invoice, name="sync_invoice"),
 ]

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from xero_integration import app_settings, connect, contacts, oauth_state, services
@@ -248,3 +249,23 @@ def import_contacts(request: HttpRequest) -> HttpResponse:
     job = contacts.start_import(connection)
     messages.info(request, f"Importing contacts from Xero ({job.get_kind_display().lower()})…")
     return redirect("xero_integration:settings")
+
+
+@login_required
+@require_POST
+def sync_invoice(request: HttpRequest, host_model: str, host_id: str) -> HttpResponse:
+    """ "Sync now" on the host's invoice page: push the invoice again (a task does it)."""
+    from xero_integration import outbox
+
+    adapter = get_adapter(request)
+    account_key = _account_key(request)
+    invoice = adapter.load_invoice(host_model, host_id)
+    if invoice is None or adapter.get_account_key(invoice) != account_key:
+        raise Http404("No such invoice.")
+    with transaction.atomic():
+        outbox.sync_now(account_key, host_model, host_id, adapter.invoice_number(invoice))
+    messages.info(request, "Sending the invoice to Xero…")
+    back = request.POST.get("next") or request.META.get("HTTP_REFERER") or "/"
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "/"
+    return redirect(back)

@@ -30,3 +30,37 @@ def xero_tile(context: template.Context) -> dict[str, Any]:
         "can_manage": can_manage,
         "contact_import": connection.contact_imports.first() if connection else None,
     }
+
+
+@register.inclusion_tag("xero_integration/_invoice_status.html", takes_context=True)
+def xero_invoice_status(context: template.Context, invoice: Any) -> dict[str, Any]:
+    """The invoice's sync state for the host's invoice page: where it stands in Xero, Xero's
+    message in plain words when it failed, a link to open it in Xero, and "Sync now"."""
+    from xero_integration import services
+    from xero_integration.models import InvoiceLink, SyncJob
+
+    request = context.get("request")
+    adapter = get_adapter(request)
+    account_key = adapter.get_account_key(invoice)
+    connection = XeroConnection.objects.filter(account_key=account_key).first()
+    key = {
+        "account_key": account_key,
+        "host_model": invoice._meta.label_lower,
+        "host_id": str(invoice.pk),
+    }
+    job = SyncJob.objects.filter(**key).first()
+    link = InvoiceLink.objects.filter(**key).first()
+    url = ""
+    if connection and link and link.xero_invoice_id:
+        url = services.xero_invoice_url(
+            connection.tenant_id, connection.short_code, link.xero_invoice_id
+        )
+    return {
+        "request": request,
+        "invoice": invoice,
+        "connection": connection,
+        "job": job,
+        "link": link,
+        "xero_url": url,
+        "host_model": key["host_model"],
+    }
