@@ -6,6 +6,7 @@ the host's models directly; everything goes through these hooks (the django-alla
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,13 @@ class DefaultXeroAdapter:
             if model._meta.label_lower == host_model:
                 return model._default_manager.filter(pk=host_id).first()
         return None
+
+    def backfill_invoices(self, account_key: str, since: datetime.date | None) -> Iterable[Model]:
+        """The account's existing invoices for ``xero_backfill`` (issued on or after ``since``
+        when given), oldest first."""
+        raise NotImplementedError(
+            "Implement backfill_invoices() in your adapter to use xero_backfill."
+        )
 
     def should_sync(self, invoice: Model) -> bool:
         """Whether this invoice belongs in Xero at all. Default: every invoice."""

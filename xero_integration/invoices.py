@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from django.utils import timezone
 from xero_integration import app_settings, connect, contacts
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import CallRecorder
-from xero_integration.data import HostInvoice, InvoiceStatus
+from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
     ConnectionStatus,
@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: A running job not finished within this time is taken to have lost its worker.
 LEASE = timedelta(minutes=5)
+#: Xero recommends about 50 elements per batch call.
+BATCH_SIZE = 50
 BACKOFF_BASE = 30.0
 BACKOFF_CAP = 3600.0
 DUPLICATE_NUMBER = "Invoice # must be unique."
@@ -164,45 +166,185 @@ def backoff(attempts: int) -> float:
 
 
 def run(account_key: str, host_model: str, host_id: str) -> None:
-    """Run the sync job of one host invoice, if it is due."""
-    job = claim(account_key, host_model, host_id)
-    if job is None:
-        return
-    seq = job.change_seq
+    """Run the sync job of one host invoice, with any other jobs of its organisation that are
+    due (up to a batch): their new invoices and payments go to Xero in shared calls."""
+    run_batch(account_key, first=(host_model, host_id))
+
+
+def claim_batch(
+    account_key: str, first: tuple[str, str] | None = None, limit: int = BATCH_SIZE
+) -> list[SyncJob]:
+    """Claim up to ``limit`` due jobs of one CRM account, ``first`` first."""
+    jobs: list[SyncJob] = []
+    if first is not None:
+        job = claim(account_key, *first)
+        if job is not None:
+            jobs.append(job)
+    now = timezone.now()
+    due = (
+        Q(state=SyncJob.State.PENDING)
+        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
+    )
+    candidates = (
+        SyncJob.objects.filter(account_key=account_key)
+        .filter(due)
+        .exclude(pk__in=[j.pk for j in jobs])
+        .order_by("created_at", "pk")
+        .values_list("host_model", "host_id")[: max(0, limit - len(jobs))]
+    )
+    for host_model, host_id in list(candidates):
+        job = claim(account_key, host_model, host_id)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+@dataclass
+class Batch:
+    """Creations collected from several jobs, sent in shared calls (summarizeErrors=false)."""
+
+    invoices: list[tuple[Any, HostInvoice, InvoiceLink, dict[str, Any], str]] = field(
+        default_factory=list
+    )
+    payments: list[tuple[Any, HostPayment, dict[str, Any]]] = field(default_factory=list)
+
+
+class Deferred(Exception):
+    """The job's create waits for the batch call."""
+
+
+def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
+    """Claim and run the due jobs of one CRM account; return how many ran."""
+    jobs = claim_batch(account_key, first)
+    if not jobs:
+        return 0
     recorder = CallRecorder()
     connection = XeroConnection.objects.filter(account_key=account_key).first()
-    try:
-        if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
-            raise JobFailed("This CRM account is not connected to Xero.")
-        if not connection.is_connected:
-            raise JobWaits("Waiting for the Xero connection to be reconnected.", None)
-        Push(job, connection, get_adapter(), recorder).run()
-    except JobFailed as failure:
-        _fail(job, str(failure), failure.fields)
-        _log(job, connection, recorder, SyncLog.Outcome.FAILED, str(failure))
-    except JobWaits as reason:
-        _wait(job, reason)
-        _log(job, connection, recorder, SyncLog.Outcome.INFO, str(reason))
-    except Exception as exc:  # a bug must leave the job retryable and readable, not lost
-        logger.exception("Sync job %s crashed", job.pk)
-        _wait(
-            job,
-            JobWaits(f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts)),
-        )
-        _log(job, connection, recorder, SyncLog.Outcome.FAILED, f"Unexpected error: {exc}")
-    else:
-        _finish(job, seq)
-        _log(job, connection, recorder, SyncLog.Outcome.OK, "")
+    outcomes: dict[int, Exception | None] = {}
+    batch = Batch()
+    client: XeroClient | None = None
+    adapter = get_adapter()
+    for job in jobs:
+        try:
+            if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+                raise JobFailed("This CRM account is not connected to Xero.")
+            if not connection.is_connected:
+                raise JobWaits("Waiting for the Xero connection to be reconnected.", None)
+            push = Push(job, connection, adapter, recorder, batch=batch)
+            if client is not None:
+                push._client = client
+            try:
+                push.run()
+            finally:
+                client = getattr(push, "_client", client)
+            outcomes[job.pk] = None
+        except Deferred:
+            outcomes[job.pk] = None
+        except (JobFailed, JobWaits) as outcome:
+            outcomes[job.pk] = outcome
+        except Exception as exc:  # a bug must leave the job retryable and readable, not lost
+            logger.exception("Sync job %s crashed", job.pk)
+            outcomes[job.pk] = JobWaits(
+                f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts)
+            )
+    if batch.invoices or batch.payments:
+        try:
+            _send_batch(batch, outcomes)
+        except Exception as exc:  # as above: nothing is lost, everything is retried
+            logger.exception("Batch for account %s crashed", account_key)
+            for push, *_ in [*batch.invoices, *batch.payments]:
+                outcomes[push.job.pk] = JobWaits(f"Unexpected error: {exc}", backoff(0))
+    batch_calls = recorder.drain()
+    for job in jobs:
+        outcome = outcomes.get(job.pk)
+        calls = batch_calls if job is jobs[0] else []
+        if isinstance(outcome, JobFailed):
+            _fail(job, str(outcome), outcome.fields)
+            _log(job, connection, calls, SyncLog.Outcome.FAILED, str(outcome))
+        elif isinstance(outcome, JobWaits):
+            _wait(job, outcome)
+            _log(job, connection, calls, SyncLog.Outcome.INFO, str(outcome))
+        else:
+            _finish(job, job.change_seq)
+            _log(job, connection, calls, SyncLog.Outcome.OK, "")
+    return len(jobs)
+
+
+def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
+    """The shared calls: new invoices (then their payments), results matched by position; one
+    refused invoice fails alone."""
+    if batch.invoices:
+        first = batch.invoices[0][0]
+        payloads = [entry[3] for entry in batch.invoices]
+        for push, *_ in batch.invoices:
+            push.mark_ambiguous()
+        key = _batch_key([entry[0] for entry in batch.invoices], "create", payloads)
+        try:
+            results = first.guarded(
+                lambda: first.client.put_invoices(
+                    payloads, summarize_errors=False, idempotency_key=key
+                )
+            )
+        except (JobFailed, JobWaits) as outcome:
+            for push, *_ in batch.invoices:
+                outcomes[push.job.pk] = outcome
+            return
+        for (push, invoice, link, _payload, digest), result in zip(
+            batch.invoices, results, strict=False
+        ):
+            try:
+                push.guarded(
+                    lambda p=push, i=invoice, k=link, r=result, d=digest: p.created(k, i, r, d)
+                )
+                outcomes[push.job.pk] = None
+            except (JobFailed, JobWaits) as outcome:
+                outcomes[push.job.pk] = outcome
+    payments = [entry for entry in batch.payments if outcomes.get(entry[0].job.pk) is None]
+    for start in range(0, len(payments), BATCH_SIZE):
+        chunk = payments[start : start + BATCH_SIZE]
+        # Payments of invoices created in this batch learn their InvoiceID only now.
+        bodies = [{**body, "Invoice": {"InvoiceID": push.link_id()}} for push, _, body in chunk]
+        first = chunk[0][0]
+        for push, *_ in chunk:
+            push.mark_ambiguous()
+        key = _batch_key([entry[0] for entry in chunk], "payments", bodies)
+        try:
+            results = first.guarded(
+                lambda b=bodies, k=key, f=first: f.client.put_payments(
+                    b, summarize_errors=False, idempotency_key=k
+                )
+            )
+        except (JobFailed, JobWaits) as outcome:
+            for push, *_ in chunk:
+                outcomes[push.job.pk] = outcome
+            continue
+        for (push, payment, _body), result in zip(chunk, results, strict=False):
+            errors = element_errors(result)
+            if errors:
+                outcomes[push.job.pk] = JobFailed(
+                    "; ".join(str(e) for e in errors), _fields(errors)
+                )
+            else:
+                push.save_payment(payment, str(result.get("PaymentID")))
+                push.update_amount_due()
+
+
+def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
+    parts = "|".join(f"{p.job.pk}:{p.job.change_seq}" for p in pushes)
+    digest = hashlib.sha256(
+        f"{parts}|{operation}|{rules.payload_hash({'p': payload})}".encode()
+    ).hexdigest()
+    return f"batch-{digest[:58]}"
 
 
 def _log(
     job: SyncJob,
     connection: XeroConnection | None,
-    recorder: CallRecorder,
+    calls: list,
     outcome: str,
     message: str,
 ) -> None:
-    calls = recorder.drain()
     rows = [
         SyncLog(
             connection=connection,
@@ -241,10 +383,19 @@ class Push:
     connection: XeroConnection
     adapter: DefaultXeroAdapter
     recorder: CallRecorder
+    batch: Batch | None = None
+
+    def __post_init__(self) -> None:
+        # A write of an earlier run whose outcome is unknown: look in Xero before writing.
+        self.reconcile = self.job.ambiguous
 
     def run(self) -> None:
+        self.guarded(self._run)
+
+    def guarded(self, work: Any) -> Any:
+        """Run ``work``, turning Xero's answers into the job's outcome (fail, or wait)."""
         try:
-            self._run()
+            return work()
         except ConnectionNotReady as exc:
             raise JobWaits(str(exc), None) from exc
         except (ThrottledLocally, RateLimited) as exc:
@@ -348,24 +499,17 @@ class Push:
         if link and link.xero_invoice_id and link.payload_hash == digest:
             return link  # unchanged: no call
         link = link or self.link()
-        if not link.xero_invoice_id and self.job.ambiguous:
+        if not link.xero_invoice_id and self.reconcile:
             self.adopt_existing(link, invoice.number)
         if not link.xero_invoice_id:
+            if self.batch is not None:
+                self.batch.invoices.append((self, invoice, link, payload, digest))
+                raise Deferred
             self.mark_ambiguous()
             results = self.client.put_invoices(
                 [payload], summarize_errors=False, idempotency_key=self.key("create", payload)
             )
-            result = results[0] if results else {}
-            errors = element_errors(result)
-            if any(e.message == DUPLICATE_NUMBER for e in errors):
-                # Made before by a run whose answer was lost: take it and update it below.
-                self.adopt_existing(link, invoice.number)
-                if not link.xero_invoice_id:
-                    raise JobFailed(DUPLICATE_NUMBER, _fields(errors))
-            elif errors:
-                raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
-            else:
-                self.save_result(link, invoice, result, digest)
+            if self.created(link, invoice, results[0] if results else {}, digest):
                 return link
         if link.xero_status in ("VOIDED", "DELETED"):
             raise JobFailed(
@@ -380,6 +524,32 @@ class Push:
         result = self.client.post_invoice(update, idempotency_key=self.key("update", update))
         self.save_result(link, invoice, result, digest)
         return link
+
+    def created(
+        self, link: InvoiceLink, invoice: HostInvoice, result: dict[str, Any], digest: str
+    ) -> bool:
+        """Take the answer to a create; False when the invoice existed already (adopted, and
+        to be updated)."""
+        errors = element_errors(result)
+        if any(e.message == DUPLICATE_NUMBER for e in errors):
+            # Made before by a run whose answer was lost: take it and update it.
+            self.adopt_existing(link, invoice.number)
+            if not link.xero_invoice_id:
+                raise JobFailed(DUPLICATE_NUMBER, _fields(errors))
+            if self.batch is not None:
+                # Its update and payments follow on the job's next run, at once.
+                raise JobWaits("Found the invoice made earlier; updating it next.", 0)
+            return False
+        if errors:
+            raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
+        self.save_result(link, invoice, result, digest)
+        self.invoice_link = link
+        if self.batch is not None and invoice.payments and link.xero_status == "AUTHORISED":
+            self.push_payments(link, invoice)
+        return True
+
+    def link_id(self) -> str:
+        return self.invoice_link.xero_invoice_id
 
     def adopt_existing(self, link: InvoiceLink, number: str) -> None:
         """Find the invoice an earlier, unanswered create may have made, by its number."""
@@ -521,7 +691,7 @@ class Push:
                 account_key=self.job.account_key, xero_payment_id=payment_id
             ).update(deleted_in_xero=True)
         creations = list(plan.create)
-        if creations and self.job.ambiguous:
+        if creations and self.reconcile:
             creations = self.adopt_payments(link, creations)
         if creations:
             account_id = self.connection.payment_account_id
@@ -532,6 +702,12 @@ class Push:
                     [{"path": "payment_account_id", "message": "No payment account chosen."}],
                 )
             bodies = [rules.payment_payload(p, link.xero_invoice_id, account_id) for p in creations]
+            if self.batch is not None and not plan.delete:
+                self.invoice_link = link
+                self.batch.payments.extend(
+                    (self, payment, body) for payment, body in zip(creations, bodies, strict=True)
+                )
+                return
             self.mark_ambiguous()
             results = self.client.put_payments(
                 bodies, summarize_errors=False, idempotency_key=self.key("payments", bodies)
@@ -545,6 +721,10 @@ class Push:
                 self.save_payment(payment, str(result.get("PaymentID")))
             if problems:
                 raise JobFailed("; ".join(str(e) for e in problems), _fields(problems))
+        self.update_amount_due(link)
+
+    def update_amount_due(self, link: InvoiceLink | None = None) -> None:
+        link = link or self.invoice_link
         paid = sum(
             (
                 p.amount

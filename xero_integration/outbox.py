@@ -50,7 +50,12 @@ def _sql() -> str:
 
 
 def enqueue(
-    account_key: str, host_model: str, host_id: str, number: str = "", deleted: bool = False
+    account_key: str,
+    host_model: str,
+    host_id: str,
+    number: str = "",
+    deleted: bool = False,
+    dispatch_task: bool = True,
 ) -> bool:
     """Record that a host invoice changed; True when its account has a Xero connection (a job
     was added or bumped, and its push is queued for after the commit)."""
@@ -76,7 +81,7 @@ def enqueue(
             ],
         )
         queued = cursor.rowcount > 0
-    if queued:
+    if queued and dispatch_task:
         from xero_integration.tasks import dispatch
 
         dispatch("xero_integration.tasks.push_invoice", account_key, host_model, host_id)

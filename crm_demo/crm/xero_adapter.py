@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 
 from django.db.models import Model
@@ -129,6 +130,12 @@ class CrmXeroAdapter(DefaultXeroAdapter):
             total=invoice.total,
             reference=invoice.reference,
         )
+
+    def backfill_invoices(self, account_key: str, since: datetime.date | None) -> Iterable[Model]:
+        invoices = Invoice.objects.filter(account_id=account_key)
+        if since is not None:
+            invoices = invoices.filter(issue_date__gte=since)
+        return invoices.order_by("issue_date", "pk")
 
     def contact_model(self) -> str:
         return CONTACT_MODEL

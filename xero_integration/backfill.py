@@ -1,0 +1,164 @@
+"""Sending a CRM's existing invoices to Xero in batches, paced to the organisation's limits."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.utils import timezone
+
+from xero_integration import app_settings, invoices, outbox
+from xero_integration.adapters import get_adapter
+from xero_integration.data import InvoiceStatus
+from xero_integration.models import (
+    ContactLink,
+    InvoiceLink,
+    SyncJob,
+    SyncLog,
+    TaxRateMapping,
+    XeroConnection,
+)
+
+
+@dataclass
+class Plan:
+    """What a backfill would send, and what it would cost in calls to Xero."""
+
+    invoices: list[dict] = field(default_factory=list)
+    new_contacts: set[str] = field(default_factory=set)
+    unmapped_taxes: set[str] = field(default_factory=set)
+    currencies: set[str] = field(default_factory=set)
+    payments: int = 0
+
+    @property
+    def calls(self) -> int:
+        batches = math.ceil(len(self.invoices) / invoices.BATCH_SIZE)
+        payment_batches = math.ceil(self.payments / invoices.BATCH_SIZE)
+        # A new contact costs a lookup and, at most, a create; taxes a read and a create each;
+        # a currency a read, a check of the plan and an add.
+        contacts = 2 * len(self.new_contacts)
+        taxes = (1 if self.unmapped_taxes else 0) + len(self.unmapped_taxes)
+        currencies = 3 * len(self.currencies)
+        return batches + payment_batches + contacts + taxes + currencies
+
+
+def plan(connection: XeroConnection, since: datetime.date | None) -> Plan:
+    """The invoices of the account not yet in Xero, as a backfill would send them."""
+    adapter = get_adapter()
+    linked = set(
+        InvoiceLink.objects.filter(account_key=connection.account_key)
+        .exclude(xero_invoice_id="")
+        .values_list("host_id", flat=True)
+    )
+    contact_links = set(
+        ContactLink.objects.filter(account_key=connection.account_key)
+        .exclude(xero_contact_id=None)
+        .values_list("host_id", flat=True)
+    )
+    mapped = set(
+        TaxRateMapping.objects.filter(account_key=connection.account_key)
+        .exclude(tax_type="")
+        .values_list("host_id", flat=True)
+    )
+    result = Plan()
+    for instance in adapter.backfill_invoices(connection.account_key, since):
+        if str(instance.pk) in linked or not adapter.should_sync(instance):
+            continue
+        data = adapter.to_invoice(instance)
+        if data.status == InvoiceStatus.VOID or (
+            data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
+        ):
+            continue
+        result.invoices.append(
+            {
+                "host_model": instance._meta.label_lower,
+                "host_id": str(instance.pk),
+                "number": data.number,
+                "contact": data.contact.name,
+                "currency": data.currency,
+                "total": data.total,
+                "status": data.status.value,
+                "payments": len(data.payments),
+            }
+        )
+        result.payments += len(data.payments)
+        if data.contact.host_id not in contact_links:
+            result.new_contacts.add(data.contact.host_id)
+        for line in data.lines:
+            if line.tax and line.tax.host_id not in mapped:
+                result.unmapped_taxes.add(line.tax.host_id)
+        if data.currency not in {connection.base_currency, *connection.currencies}:
+            result.currencies.add(data.currency)
+    return result
+
+
+def queue(connection: XeroConnection, backfill_plan: Plan) -> int:
+    """Put the planned invoices in the outbox (no task each: the backfill drives them)."""
+    count = 0
+    for entry in backfill_plan.invoices:
+        if outbox.enqueue(
+            connection.account_key,
+            entry["host_model"],
+            entry["host_id"],
+            entry["number"],
+            dispatch_task=False,
+        ):
+            count += 1
+    return count
+
+
+def remaining(connection: XeroConnection) -> int:
+    return SyncJob.objects.filter(
+        account_key=connection.account_key,
+        state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
+    ).count()
+
+
+def drain(
+    connection: XeroConnection,
+    progress: Callable[[int, int, str], None],
+    sleep: Callable[[float], None] = time.sleep,
+    max_idle: float = 3600.0,
+) -> None:
+    """Run the account's due jobs in batches until none is left. When Xero's limits (the
+    minute, or the day's budget) make jobs wait, wait with them rather than fail."""
+    total = remaining(connection)
+    while True:
+        ran = invoices.run_batch(connection.account_key)
+        left = remaining(connection)
+        if ran:
+            progress(total - left, total, "")
+            continue
+        if not left:
+            return
+        next_due = (
+            SyncJob.objects.filter(account_key=connection.account_key, state=SyncJob.State.WAITING)
+            .exclude(not_before=None)
+            .order_by("not_before")
+            .values_list("not_before", flat=True)
+            .first()
+        )
+        if next_due is None:
+            progress(total - left, total, "waiting for the connection (reconnect in the CRM)")
+            return
+        pause = max(1.0, min(max_idle, (next_due - timezone.now()).total_seconds()))
+        progress(total - left, total, f"waiting {pause:,.0f} s for Xero's limits")
+        sleep(pause)
+
+
+def log(connection: XeroConnection, message: str) -> None:
+    SyncLog.objects.create(
+        connection=connection,
+        account_key=connection.account_key,
+        action="backfill",
+        outcome=SyncLog.Outcome.INFO,
+        message=message,
+    )
+
+
+def money(value: Decimal) -> str:
+    return f"{value:,.2f}"
