@@ -150,3 +150,8 @@ LOGGING = {
 
 # The demo CRM's Settings → Integrations page: one tile template per integration.
 CRM_INTEGRATION_TILES = ["xero_integration/tile.html"]
+# With several workers, the rate-limit budgets live in Redis so that all of them share one.
+XERO_LIMITER_REDIS_URL = env.str("XERO_LIMITER_REDIS_URL", default=REDIS_URL)
+XERO_REQUEST_TIMEOUT = env.float("XERO_REQUEST_TIMEOUT", default=30.0)
+XERO_SYNC_DRAFTS = env.bool("XERO_SYNC_DRAFTS", default=True)
+XERO_CREATE_TAX_RATES = env.bool("XERO_CREATE_TAX_RATES", default=True)

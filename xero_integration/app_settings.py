@@ -109,6 +109,12 @@ class AppSettings:
         """How often contact changes are read from Xero (If-Modified-Since)."""
         return int(self._setting("CONTACT_IMPORT_MINUTES", 15))
 
+    @property
+    def LIMITER_REDIS_URL(self) -> str:
+        """Redis that holds the rate-limit budgets shared by every worker ("" keeps them in
+        each process, right for a single worker)."""
+        return str(self._setting("LIMITER_REDIS_URL", ""))
+
 
 app_settings = AppSettings("XERO_")
 

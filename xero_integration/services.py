@@ -44,12 +44,20 @@ def oauth_client(redirect_uri: str = "") -> OAuthClient:
 
 
 def limiter() -> Limiter:
-    """The rate limiter every client in this process shares, so that all of a worker's calls to
-    one organisation draw on one budget (5 in flight, 60 a minute, the day's remainder)."""
+    """The rate limiter every client shares, so that all calls to one organisation draw on one
+    budget (5 in flight, 60 a minute, the day's remainder): in Redis across every worker when
+    ``XERO_LIMITER_REDIS_URL`` is set, else in this process."""
     global _limiter
     with _limiter_lock:
         if _limiter is None:
-            _limiter = InMemoryLimiter()
+            if app_settings.LIMITER_REDIS_URL:
+                import redis
+
+                from xero_integration.xero.redis_limiter import RedisLimiter
+
+                _limiter = RedisLimiter(redis.Redis.from_url(app_settings.LIMITER_REDIS_URL))
+            else:
+                _limiter = InMemoryLimiter()
         return _limiter
 
 
