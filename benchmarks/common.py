@@ -87,7 +87,7 @@ def sandbox_process():
         process.wait(timeout=10)
 
 
-def connect_account(url: str, tenant_id: str, account_name: str):
+def connect_account(url: str, tenant_id: str, account_name: str, account=None):
     """A CRM account whose XeroConnection holds tokens the sandbox issued."""
     from datetime import timedelta
 
@@ -121,7 +121,7 @@ def connect_account(url: str, tenant_id: str, account_name: str):
     settings.XERO_CLIENT_ID = CLIENT_ID
     settings.XERO_CLIENT_SECRET = CLIENT_SECRET
     settings.XERO_LOGIN_URL = settings.XERO_IDENTITY_URL = settings.XERO_API_URL = url
-    account = Account.objects.create(name=account_name)
+    account = account or Account.objects.create(name=account_name)
     connection = XeroConnection.objects.create(
         account_key=str(account.pk),
         status=ConnectionStatus.CONNECTED,

@@ -110,6 +110,12 @@ class AppSettings:
         return int(self._setting("CONTACT_IMPORT_MINUTES", 15))
 
     @property
+    def CALLS_PER_MINUTE(self) -> int:
+        """Calls a minute to one organisation (Xero allows 60; lower it to leave room for
+        other apps)."""
+        return int(self._setting("CALLS_PER_MINUTE", 60))
+
+    @property
     def LIMITER_REDIS_URL(self) -> str:
         """Redis that holds the rate-limit budgets shared by every worker ("" keeps them in
         each process, right for a single worker)."""

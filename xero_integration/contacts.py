@@ -189,16 +189,15 @@ def apply_contacts(
     account_key = connection.account_key
     host_model = adapter.contact_model()
     ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
-    links = {
-        link.xero_contact_id: link
-        for link in ContactLink.objects.filter(account_key=account_key, xero_contact_id__in=ids)
-    }
+    links: dict[str, list[ContactLink]] = {}
+    for link in ContactLink.objects.filter(account_key=account_key, xero_contact_id__in=ids):
+        links.setdefault(link.xero_contact_id or "", []).append(link)
     incoming = [rules.imported_contact(item) for item in items if item.get("ContactID")]
     active = [contact for contact in incoming if not contact.archived]
     linked = {
-        xero_id: link.host_id
-        for xero_id, link in links.items()
-        if link.host_model == host_model and link.status != ContactLink.Status.MERGED
+        xero_id: group[0].host_id
+        for xero_id, group in links.items()
+        if group[0].host_model == host_model and group[0].status != ContactLink.Status.MERGED
     }
     written = adapter.upsert_contacts(account_key, active, linked) if active else {}
     by_id = {str(item.get("ContactID")): item for item in items}
@@ -214,8 +213,8 @@ def apply_contacts(
             status = ContactLink.Status.MERGED
         elif item.get("ContactStatus") not in (None, "ACTIVE"):
             status = ContactLink.Status.ARCHIVED
-        link = links.get(xero_id)
-        if link is None:
+        group = links.get(xero_id)
+        if not group:
             if xero_id in written and status == ContactLink.Status.ACTIVE:
                 new_links.append(
                     ContactLink(
@@ -229,18 +228,24 @@ def apply_contacts(
                     )
                 )
             continue
-        if status != ContactLink.Status.ACTIVE and link.status == ContactLink.Status.ACTIVE:
+        if status != ContactLink.Status.ACTIVE and group[0].status == ContactLink.Status.ACTIVE:
             archived += 1
-        link.status = status
-        link.merged_into = merged
-        link.xero_name = str(item.get("Name") or link.xero_name)[:255]
-        link.xero_updated_at = updated
-        changed.append(link)
+        if written.get(xero_id) and written[xero_id] != group[0].host_id:
+            # The CRM contact was deleted and the adapter made it again: follow it.
+            group[0].host_id = written[xero_id]
+        for link in group:
+            link.status = status
+            link.merged_into = merged
+            link.xero_name = str(item.get("Name") or link.xero_name)[:255]
+            link.xero_updated_at = updated
+            link.updated_at = timezone.now()
+            changed.append(link)
     if new_links:
         ContactLink.objects.bulk_create(new_links, ignore_conflicts=True)
     if changed:
         ContactLink.objects.bulk_update(
-            changed, ["status", "merged_into", "xero_name", "xero_updated_at", "updated_at"]
+            changed,
+            ["host_id", "status", "merged_into", "xero_name", "xero_updated_at", "updated_at"],
         )
     return len(new_links), archived, high_water
 
@@ -299,16 +304,17 @@ def _log(connection: XeroConnection, action: str, outcome: str, message: str, **
 
 
 def _claim_link(account_key: str, host: HostContact) -> ContactLink:
+    # Insert first: a transaction that starts by reading and then writes can be refused at once
+    # by SQLite when another one does the same; one that starts with the write waits its turn.
     try:
         with transaction.atomic():
-            link, _ = ContactLink.objects.get_or_create(
+            return ContactLink.objects.create(
                 account_key=account_key, host_model=host.host_model, host_id=host.host_id
             )
     except IntegrityError:
-        link = ContactLink.objects.get(
+        return ContactLink.objects.get(
             account_key=account_key, host_model=host.host_model, host_id=host.host_id
         )
-    return link
 
 
 def _creation_key(connection: XeroConnection, host: HostContact, payload: dict) -> str:
@@ -360,14 +366,7 @@ def xero_contact_id(connection: XeroConnection, client: XeroClient, host: HostCo
             "email": ContactLink.MatchedBy.EMAIL,
             "name": ContactLink.MatchedBy.NAME,
         }.get(rule, ContactLink.MatchedBy.CREATED)
-        try:
-            with transaction.atomic():
-                link.save()
-        except IntegrityError:
-            # That Xero contact is linked to another CRM contact already (two CRM contacts
-            # with one email): both may point at it; keep the first link and use its id.
-            link.delete()
-            reason += " It was already linked to another CRM contact."
+        link.save()
         _log(
             connection,
             "contact_match",

@@ -250,10 +250,9 @@ class ContactLink(models.Model):
             models.UniqueConstraint(
                 fields=["account_key", "host_model", "host_id"], name="xero_contact_link_host"
             ),
-            models.UniqueConstraint(
-                fields=["account_key", "xero_contact_id"], name="xero_contact_link_xero"
-            ),
         ]
+        # Two CRM contacts may be one Xero contact (the same customer entered twice).
+        indexes = [models.Index(fields=["account_key", "xero_contact_id"])]
 
     def __str__(self) -> str:
         return f"{self.host_model}:{self.host_id} → {self.xero_name or self.xero_contact_id}"

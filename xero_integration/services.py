@@ -55,9 +55,12 @@ def limiter() -> Limiter:
 
                 from xero_integration.xero.redis_limiter import RedisLimiter
 
-                _limiter = RedisLimiter(redis.Redis.from_url(app_settings.LIMITER_REDIS_URL))
+                _limiter = RedisLimiter(
+                    redis.Redis.from_url(app_settings.LIMITER_REDIS_URL),
+                    per_minute=app_settings.CALLS_PER_MINUTE,
+                )
             else:
-                _limiter = InMemoryLimiter()
+                _limiter = InMemoryLimiter(per_minute=app_settings.CALLS_PER_MINUTE)
         return _limiter
 
 

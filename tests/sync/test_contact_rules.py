@@ -1,0 +1,350 @@
+"""The pure contact rules: Xero contacts as CRM data, CRM contacts as Xero payloads, and which
+Xero contact a CRM contact is (ContactNumber, then email, then the unique name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from xero_integration.data import HostAddress, HostContact
+from xero_integration.sandbox import query
+from xero_integration.sync import contacts as rules
+
+PREFIX = "CRM-"
+
+
+def host(**overrides: Any) -> HostContact:
+    values: dict[str, Any] = {
+        "host_model": "crm.contact",
+        "host_id": "42",
+        "name": "Jane Smith",
+        "email": "jane@example.com",
+    }
+    values.update(overrides)
+    return HostContact(**values)
+
+
+def xero(name: str, **fields: Any) -> dict[str, Any]:
+    """A Xero contact as GET /Contacts returns it (only the fields the rules read)."""
+    return {
+        "ContactID": fields.pop("ContactID", f"id-{name}"),
+        "ContactStatus": "ACTIVE",
+        "Name": name,
+        "EmailAddress": "",
+        **fields,
+    }
+
+
+# ---- Xero contact → ImportedContact ------------------------------------------------------
+
+
+def test_a_contact_without_email_imports_with_an_empty_email() -> None:
+    imported = rules.imported_contact({"ContactID": "c1", "Name": "No Mail Ltd"})
+
+    assert imported.xero_contact_id == "c1"
+    assert imported.name == "No Mail Ltd"
+    assert imported.email == ""
+    assert imported.phone == ""
+    assert imported.address.is_empty()
+    assert imported.archived is False
+
+
+def test_phones_in_xeros_shape_become_one_readable_number() -> None:
+    contact = xero(
+        "Phone Co",
+        Phones=[
+            {"PhoneType": "FAX", "PhoneNumber": "5559999", "PhoneAreaCode": "9"},
+            {"PhoneType": "MOBILE", "PhoneNumber": "211234567", "PhoneCountryCode": ""},
+            {
+                "PhoneType": "DEFAULT",
+                "PhoneNumber": "5550000",
+                "PhoneAreaCode": "9",
+                "PhoneCountryCode": "64",
+            },
+        ],
+    )
+
+    assert rules.imported_contact(contact).phone == "+64 9 5550000"
+
+
+def test_an_empty_default_phone_falls_back_to_the_mobile() -> None:
+    contact = xero(
+        "Mobile Only",
+        Phones=[
+            {
+                "PhoneType": "DEFAULT",
+                "PhoneNumber": "",
+                "PhoneAreaCode": "",
+                "PhoneCountryCode": "",
+            },
+            {"PhoneType": "MOBILE", "PhoneNumber": "211234567", "PhoneCountryCode": "+64"},
+            {"PhoneType": "FAX", "PhoneNumber": ""},
+        ],
+    )
+
+    assert rules.imported_contact(contact).phone == "+64 211234567"
+
+
+POBOX = {
+    "AddressType": "POBOX",
+    "AddressLine1": "PO Box 123",
+    "AddressLine2": "Shortland St",
+    "AddressLine3": "",
+    "AddressLine4": "Level 2",
+    "City": "Auckland",
+    "Region": "Auckland",
+    "PostalCode": "1140",
+    "Country": "New Zealand",
+    "AttentionTo": "Accounts",
+}
+STREET = {
+    "AddressType": "STREET",
+    "AddressLine1": "1 Queen Street",
+    "City": "Wellington",
+    "Region": "",
+    "PostalCode": "6011",
+    "Country": "",
+}
+
+
+def test_the_postal_address_is_preferred_to_the_street_address() -> None:
+    imported = rules.imported_contact(xero("Addr Co", Addresses=[STREET, POBOX]))
+
+    assert imported.address == HostAddress(
+        line1="PO Box 123",
+        line2="Shortland St, Level 2",
+        city="Auckland",
+        region="Auckland",
+        postal_code="1140",
+        country="New Zealand",
+    )
+
+
+def test_the_street_address_is_used_when_the_postal_one_is_blank() -> None:
+    blank_pobox = {"AddressType": "POBOX", "AddressLine1": "", "City": "", "PostalCode": ""}
+    imported = rules.imported_contact(xero("Street Co", Addresses=[blank_pobox, STREET]))
+
+    assert imported.address == HostAddress(
+        line1="1 Queen Street", city="Wellington", postal_code="6011"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "株式会社さくら",
+        "Ωμέγα Ελληνική Εταιρεία",
+        "Łódź Spółka z o.o. — Zürich",
+        ("The Extraordinarily Long Named Cooperative of Independent Artisans " * 4)[:255],
+    ],
+)
+def test_non_latin_and_255_character_names_come_through_unchanged(name: str) -> None:
+    imported = rules.imported_contact(xero(name, FirstName="名", LastName="山田"))
+
+    assert imported.name == name
+    assert len(imported.name) == len(name)
+    assert (imported.first_name, imported.last_name) == ("名", "山田")
+
+
+def test_archived_and_merged_contacts_import_as_archived() -> None:
+    archived = rules.imported_contact(xero("Gone Ltd", ContactStatus="ARCHIVED"))
+    merged = xero("Dup Ltd", ContactStatus="ARCHIVED", MergedToContactID="survivor")
+
+    assert archived.archived is True
+    assert rules.imported_contact(merged).archived is True
+    assert rules.merged_into(merged) == "survivor"
+    assert rules.merged_into(xero("Fine Ltd")) == ""
+
+
+# ---- CRM contact → Xero payload -------------------------------------------------------------
+
+
+def test_contact_payload_carries_every_field_and_our_contact_number() -> None:
+    contact = host(
+        first_name="Jane",
+        last_name="Smith",
+        phone="+64 9 555 0000",
+        address=HostAddress(
+            line1="1 Queen Street", city="Auckland", postal_code="1010", country="NZ"
+        ),
+    )
+
+    payload = rules.contact_payload(contact, PREFIX)
+
+    assert payload == {
+        "Name": "Jane Smith",
+        "ContactNumber": "CRM-42",
+        "FirstName": "Jane",
+        "LastName": "Smith",
+        "EmailAddress": "jane@example.com",
+        "Phones": [{"PhoneType": "DEFAULT", "PhoneNumber": "+64 9 555 0000"}],
+        "Addresses": [
+            {
+                "AddressType": "POBOX",
+                "AddressLine1": "1 Queen Street",
+                "AddressLine2": "",
+                "City": "Auckland",
+                "Region": "",
+                "PostalCode": "1010",
+                "Country": "NZ",
+            }
+        ],
+    }
+
+
+def test_contact_payload_leaves_out_what_the_crm_does_not_have() -> None:
+    payload = rules.contact_payload(host(email="", name="  Bare Ltd  "), "ACME-")
+
+    assert payload == {"Name": "Bare Ltd", "ContactNumber": "ACME-42"}
+
+
+def test_contact_payload_uses_the_disambiguated_name_when_given() -> None:
+    payload = rules.contact_payload(host(), PREFIX, "Jane Smith (jane@example.com)")
+
+    assert payload["Name"] == "Jane Smith (jane@example.com)"
+    assert payload["ContactNumber"] == "CRM-42"
+
+
+def test_contact_payload_fits_xeros_lengths() -> None:
+    payload = rules.contact_payload(host(name="N" * 400, host_id="9" * 80), PREFIX)
+
+    assert len(payload["Name"]) == 255
+    assert len(payload["ContactNumber"]) <= 50
+
+
+# ---- choose() ---------------------------------------------------------------------------------
+
+
+def test_contact_number_beats_email_beats_name() -> None:
+    by_name = xero("Jane Smith", ContactID="by-name")
+    by_email = xero("J. Smith Consulting", ContactID="by-email", EmailAddress="jane@example.com")
+    by_number = xero("Smith, Jane", ContactID="by-number", ContactNumber="CRM-42")
+
+    everything = rules.choose(host(), [by_name, by_email, by_number], PREFIX)
+    no_number = rules.choose(host(), [by_name, by_email], PREFIX)
+    only_name = rules.choose(host(), [by_name], PREFIX)
+
+    assert (everything.contact["ContactID"], everything.rule) == ("by-number", "contact_number")
+    assert (no_number.contact["ContactID"], no_number.rule) == ("by-email", "email")
+    assert (only_name.contact["ContactID"], only_name.rule) == ("by-name", "name")
+    assert "CRM-42" in everything.reason
+
+
+def test_email_matches_whatever_its_case() -> None:
+    candidate = xero("Other Name", EmailAddress="  JANE@Example.COM ")
+
+    match = rules.choose(host(email="Jane@example.com"), [candidate], PREFIX)
+
+    assert match.contact is candidate
+    assert match.rule == "email"
+
+
+def test_two_xero_contacts_with_one_email_pick_the_same_one_whatever_the_order() -> None:
+    first = xero("Beta Holdings", ContactID="b", EmailAddress="accounts@example.com")
+    second = xero("Alpha Trading", ContactID="a", EmailAddress="accounts@example.com")
+    contact = host(name="Someone Else", email="accounts@example.com")
+
+    one = rules.choose(contact, [first, second], PREFIX)
+    other = rules.choose(contact, [second, first], PREFIX)
+
+    assert one.contact["ContactID"] == other.contact["ContactID"] == "a"
+    assert "2 Xero contacts share it" in one.reason
+
+
+def test_two_xero_contacts_with_one_email_prefer_the_one_with_the_same_name() -> None:
+    first = xero("Alpha Trading", ContactID="a", EmailAddress="accounts@example.com")
+    second = xero("Jane Smith", ContactID="j", EmailAddress="accounts@example.com")
+
+    for candidates in ([first, second], [second, first]):
+        match = rules.choose(host(email="accounts@example.com"), candidates, PREFIX)
+        assert match.contact["ContactID"] == "j"
+
+
+def test_name_taken_with_another_email_creates_under_a_readable_name() -> None:
+    taken = xero("Jane Smith", EmailAddress="someone.else@example.com")
+
+    match = rules.choose(host(), [taken], PREFIX)
+
+    assert match.contact is None
+    assert match.rule == "create_renamed"
+    assert match.name == "Jane Smith (jane@example.com)"
+    assert "someone.else@example.com" in match.reason
+    # Deterministic: the same CRM contact always gets the same name.
+    assert rules.choose(host(), [taken], PREFIX).name == match.name
+
+
+def test_disambiguated_name_without_email_uses_the_contact_number_and_fits_255() -> None:
+    assert rules.disambiguated_name(host(email=""), PREFIX) == "Jane Smith (CRM-42)"
+    long_name = rules.disambiguated_name(host(name="L" * 300), PREFIX)
+    assert len(long_name) == 255
+    assert long_name.endswith(" (jane@example.com)")
+
+
+def test_name_taken_without_email_is_linked() -> None:
+    taken = xero("Jane Smith", EmailAddress="")
+
+    match = rules.choose(host(), [taken], PREFIX)
+
+    assert match.contact is taken
+    assert match.rule == "name"
+
+
+def test_crm_contact_without_email_links_to_the_same_name_without_email() -> None:
+    taken = xero("Jane Smith")
+
+    assert rules.choose(host(email=""), [taken], PREFIX).contact is taken
+
+
+def test_nothing_matches_create_under_the_crm_name() -> None:
+    match = rules.choose(host(), [xero("Someone Else", EmailAddress="x@example.com")], PREFIX)
+
+    assert (match.contact, match.rule, match.name) == (None, "create", "Jane Smith")
+
+
+def test_archived_candidates_are_ignored() -> None:
+    archived = [
+        xero("Old 1", ContactStatus="ARCHIVED", ContactNumber="CRM-42"),
+        xero("Old 2", ContactStatus="ARCHIVED", EmailAddress="jane@example.com"),
+        xero("Jane Smith", ContactStatus="ARCHIVED", EmailAddress="other@example.com"),
+    ]
+
+    match = rules.choose(host(), archived, PREFIX)
+
+    assert match.contact is None
+    assert match.rule == "create"
+    assert match.name == "Jane Smith"
+
+
+# ---- candidates_filter ------------------------------------------------------------------------
+
+
+def test_candidates_filter_quotes_names_with_quotes_and_finds_the_right_contacts() -> None:
+    contact = host(name='Bob "The Builder" O\'Brien \\ Sons', email="Bob@Example.com")
+
+    where = rules.candidates_filter(contact, PREFIX)
+
+    assert '"Bob \\"The Builder\\" O\'Brien \\\\ Sons"' in where
+    assert "CRM-42" in where
+    assert '"bob@example.com"' in where
+    # Xero's (the sandbox's) parser reads it and it selects exactly the candidates.
+    predicate = query.where(where)
+    records = {
+        "name": xero('Bob "The Builder" O\'Brien \\ Sons', EmailAddress="elsewhere@example.com"),
+        "email": xero("Robert Ltd", EmailAddress="BOB@example.com"),
+        "number": xero("Numbered", ContactNumber="CRM-42"),
+        "none": xero("Bob The Builder O'Brien Sons", EmailAddress=""),
+        "no-email": xero("Nobody"),
+    }
+    assert {key for key, record in records.items() if predicate(record)} == {
+        "name",
+        "email",
+        "number",
+    }
+
+
+def test_candidates_filter_without_email_asks_only_for_number_and_name() -> None:
+    where = rules.candidates_filter(host(email=""), PREFIX)
+
+    assert "EmailAddress" not in where
+    assert where == '(ContactNumber=="CRM-42") OR (Name=="Jane Smith")'
