@@ -396,3 +396,101 @@ def _find_or_create(
     if errors:
         raise ContactRejected("; ".join(str(error) for error in errors))
     return results[0], match.rule, match.reason
+
+
+#: How many CRM contacts one lookup asks Xero about (one ``where`` of ORs; URLs stay short).
+LOOKUPS_PER_CALL = 10
+
+
+def xero_contact_ids(
+    connection: XeroConnection, client: XeroClient, hosts: list[HostContact]
+) -> dict[str, str]:
+    """The Xero ContactIDs of many CRM contacts at once, for a batch of invoices: linked ones
+    from their links, the others looked up ten to a call and the new ones created in one call.
+
+    Contacts it cannot settle (a name twice in the batch, or one Xero refused) are left out;
+    their invoices resolve them one by one with ``xero_contact_id``.
+    """
+    account_key = connection.account_key
+    by_id = {host.host_id: host for host in hosts}
+    result: dict[str, str] = {}
+    for link in ContactLink.objects.filter(
+        account_key=account_key, host_id__in=list(by_id)
+    ).exclude(xero_contact_id=None):
+        if by_id.get(link.host_id) and by_id[link.host_id].host_model == link.host_model:
+            result[link.host_id] = link.merged_into or link.xero_contact_id or ""
+    names: dict[str, int] = {}
+    for host in by_id.values():
+        names[host.name.strip().lower()] = names.get(host.name.strip().lower(), 0) + 1
+    pending = [
+        host
+        for host_id, host in by_id.items()
+        if host_id not in result and names[host.name.strip().lower()] == 1
+    ]
+    if not pending:
+        return result
+    locking = db_connection.features.has_select_for_update
+    claims = [_claim_link(account_key, host) for host in pending]
+    with transaction.atomic() if locking else nullcontext():
+        if locking:
+            claims = list(
+                ContactLink.objects.select_for_update()
+                .filter(pk__in=[c.pk for c in claims])
+                .order_by("pk")
+            )
+        else:
+            claims = list(ContactLink.objects.filter(pk__in=[c.pk for c in claims]))
+        links = {link.host_id: link for link in claims}
+        for host_id, link in links.items():
+            if link.xero_contact_id:
+                result[host_id] = link.merged_into or link.xero_contact_id
+        pending = [host for host in pending if host.host_id not in result]
+        prefix = app_settings.CONTACT_NUMBER_PREFIX
+        decisions: list[tuple[HostContact, rules.Match]] = []
+        for start in range(0, len(pending), LOOKUPS_PER_CALL):
+            chunk = pending[start : start + LOOKUPS_PER_CALL]
+            where = " OR ".join(f"({rules.candidates_filter(host, prefix)})" for host in chunk)
+            candidates = list(
+                (client.get("/Contacts", {"where": where}) or {}).get("Contacts") or []
+            )
+            decisions += [(host, rules.choose(host, candidates, prefix)) for host in chunk]
+        creations = [(host, match) for host, match in decisions if match.contact is None]
+        created: dict[str, dict] = {}
+        if creations:
+            payloads = [
+                rules.contact_payload(host, prefix, match.name) for host, match in creations
+            ]
+            key = _creation_key(
+                connection,
+                HostContact("batch", ",".join(h.host_id for h, _ in creations), ""),
+                {"contacts": payloads},
+            )
+            results = client.create_contacts(payloads, idempotency_key=key, summarize_errors=False)
+            for (host, _), answer in zip(creations, results, strict=False):
+                if not element_errors(answer) and answer.get("ContactID"):
+                    created[host.host_id] = answer
+        for host, match in decisions:
+            contact = match.contact or created.get(host.host_id)
+            if contact is None:
+                continue
+            link = links[host.host_id]
+            link.xero_contact_id = contact["ContactID"]
+            link.xero_name = str(contact.get("Name") or host.name)[:255]
+            link.status = ContactLink.Status.ACTIVE
+            link.matched_by = {
+                "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
+                "email": ContactLink.MatchedBy.EMAIL,
+                "name": ContactLink.MatchedBy.NAME,
+            }.get(match.rule, ContactLink.MatchedBy.CREATED)
+            link.save()
+            result[host.host_id] = contact["ContactID"]
+            _log(
+                connection,
+                "contact_match",
+                SyncLog.Outcome.INFO,
+                f"{host.name}: {match.reason}",
+                host_id=host.host_id,
+                xero_contact_id=contact["ContactID"],
+                rule=match.rule,
+            )
+    return result

@@ -225,6 +225,11 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
     batch = Batch()
     client: XeroClient | None = None
     adapter = get_adapter()
+    preloaded: dict[int, tuple[Any, HostInvoice]] = {}
+    contact_ids: dict[str, str] = {}
+    if connection is not None and connection.is_connected and len(jobs) > 1:
+        client = connect.api_client(connection, recorder)
+        preloaded, contact_ids = _prepare(jobs, connection, adapter, client)
     for job in jobs:
         try:
             if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
@@ -232,6 +237,8 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
             if not connection.is_connected:
                 raise JobWaits("Waiting for the Xero connection to be reconnected.", None)
             push = Push(job, connection, adapter, recorder, batch=batch)
+            push.preloaded = preloaded.get(job.pk)
+            push.contact_ids = contact_ids
             if client is not None:
                 push._client = client
             try:
@@ -261,14 +268,45 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
         calls = batch_calls if job is jobs[0] else []
         if isinstance(outcome, JobFailed):
             _fail(job, str(outcome), outcome.fields)
-            _log(job, connection, calls, SyncLog.Outcome.FAILED, str(outcome))
+            outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
         elif isinstance(outcome, JobWaits):
             _wait(job, outcome)
-            _log(job, connection, calls, SyncLog.Outcome.INFO, str(outcome))
+            outcome_name, message = SyncLog.Outcome.INFO, str(outcome)
         else:
             _finish(job, job.change_seq)
-            _log(job, connection, calls, SyncLog.Outcome.OK, "")
+            outcome_name, message = SyncLog.Outcome.OK, ""
+        try:
+            _log(job, connection, calls, outcome_name, message)
+        except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
+            logger.exception("Could not write the sync log of job %s", job.pk)
     return len(jobs)
+
+
+def _prepare(
+    jobs: list[SyncJob], connection: XeroConnection, adapter: DefaultXeroAdapter, client: Any
+) -> tuple[dict[int, tuple[Any, HostInvoice]], dict[str, str]]:
+    """Read the batch's invoices once, and settle their contacts in a few shared calls."""
+    preloaded: dict[int, tuple[Any, HostInvoice]] = {}
+    hosts = {}
+    for job in jobs:
+        if job.deleted:
+            continue
+        instance = adapter.load_invoice(job.host_model, job.host_id)
+        if instance is None or not adapter.should_sync(instance):
+            continue
+        data = adapter.to_invoice(instance)
+        preloaded[job.pk] = (instance, data)
+        kept_back = data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
+        if data.status != InvoiceStatus.VOID and not kept_back:
+            hosts.setdefault(data.contact.host_id, data.contact)
+    contact_ids: dict[str, str] = {}
+    if len(hosts) > 1:
+        try:
+            contact_ids = contacts.xero_contact_ids(connection, client, list(hosts.values()))
+        except (XeroError, ConnectionNotReady):
+            # Each invoice settles its contact itself, and meets the trouble there.
+            contact_ids = {}
+    return preloaded, contact_ids
 
 
 def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
@@ -351,7 +389,7 @@ def _log(
             account_key=job.account_key,
             job=job,
             host_id=job.host_id,
-            action=f"{call.method} {call.path}",
+            action=f"{call.method} {call.path}"[:255],
             outcome=SyncLog.Outcome.OK if call.status < 400 else SyncLog.Outcome.FAILED,
             http_status=call.status or None,
             correlation_id=call.correlation_id,
@@ -388,6 +426,8 @@ class Push:
     def __post_init__(self) -> None:
         # A write of an earlier run whose outcome is unknown: look in Xero before writing.
         self.reconcile = self.job.ambiguous
+        self.preloaded: tuple[Any, HostInvoice] | None = None
+        self.contact_ids: dict[str, str] = {}
 
     def run(self) -> None:
         self.guarded(self._run)
@@ -453,7 +493,11 @@ class Push:
         link = InvoiceLink.objects.filter(
             account_key=job.account_key, host_model=job.host_model, host_id=job.host_id
         ).first()
-        instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
+        if self.preloaded is not None:
+            instance, preloaded = self.preloaded
+        else:
+            instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
+            preloaded = None
         if instance is None:
             # Deleted in the CRM: voided in Xero (deleted if still a draft there).
             if link and link.xero_invoice_id:
@@ -461,7 +505,7 @@ class Push:
             return
         if not adapter.should_sync(instance):
             return
-        invoice = adapter.to_invoice(instance)
+        invoice = preloaded or adapter.to_invoice(instance)
         if invoice.status == InvoiceStatus.VOID:
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was voided in the CRM.")
@@ -482,7 +526,9 @@ class Push:
                 "Xero, then retry.",
                 [{"path": "revenue_account_code", "message": "No revenue account chosen."}],
             )
-        contact_id = contacts.xero_contact_id(self.connection, self.client, invoice.contact)
+        contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
+            self.connection, self.client, invoice.contact
+        )
         tax_types = self.tax_types(invoice)
         self.ensure_currency(invoice.currency)
         payload = rules.invoice_payload(

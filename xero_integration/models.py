@@ -191,7 +191,7 @@ class SyncLog(models.Model):
     )
     account_key = models.CharField(max_length=100, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    action = models.CharField(max_length=60)
+    action = models.CharField(max_length=255)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.OK)
     message = models.TextField(blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -569,13 +569,16 @@ def test_daily_limit_resets_a_day_after_creation(xs, org, token):
 
 # --------------------------------------------------------------------------- concurrent limit
 
+#: Long enough for the refusal to be seen on a busy machine.
+HOLD_SECONDS = 3
+
 
 def _hold_requests(xs, token: str, tenant: str, n: int) -> tuple[list[threading.Thread], list]:
     outcomes: list = []
 
     def held() -> None:
         try:
-            outcomes.append(call(xs, token, tenant, "/Contacts", timeout=5).status_code)
+            outcomes.append(call(xs, token, tenant, "/Contacts", timeout=10).status_code)
         except requests.exceptions.RequestException as exc:
             outcomes.append(type(exc).__name__)
 
@@ -587,7 +590,7 @@ def _hold_requests(xs, token: str, tenant: str, n: int) -> tuple[list[threading.
 
 def _first_refusal_while_held(xs, token: str, tenant: str) -> requests.Response:
     """Call until refused (the held requests need a moment to arrive); give up within the hold."""
-    deadline = time.monotonic() + 0.8
+    deadline = time.monotonic() + HOLD_SECONDS - 0.5
     while True:
         response = call(xs, token, tenant, "/Organisation")
         if response.status_code == 429 or time.monotonic() > deadline:
@@ -606,12 +609,12 @@ def test_concurrent_limit(xs, org, token, concurrent):
         path="/api.xro/2.0/Contacts*",
         kind="timeout",
         count=in_flight,
-        hold_seconds=1,
+        hold_seconds=HOLD_SECONDS,
     )
     threads, outcomes = _hold_requests(xs, token, org, in_flight)
     refused = _first_refusal_while_held(xs, token, org)
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=HOLD_SECONDS + 5)
     assert refused.status_code == 429, "no 429 while the limit's worth of calls were in flight"
     assert refused.headers["X-Rate-Limit-Problem"] == "concurrent"
     assert "Retry-After" not in refused.headers
