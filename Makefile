@@ -23,6 +23,11 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+## make bench: the benchmarks against the sandbox; results go to docs/benchmarks.md
+bench: install
+	$(PY) -m benchmarks.sync
+	$(PY) -m benchmarks.contact_import
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
