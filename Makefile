@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo test lint format soak bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 ## make test: the whole suite on SQLite, or on PostgreSQL when DATABASE_URL is set
 test: install
 	$(PY) -m pytest
+
+## make soak: worker processes on PostgreSQL and Redis under injected faults (needs both)
+soak: install
+	$(PY) -m pytest -m soak tests/soak
 
 ## make bench: the benchmarks against the sandbox; results go to docs/benchmarks.md
 bench: install

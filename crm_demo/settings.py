@@ -109,7 +109,7 @@ STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
 # Background tasks (django-q2): the ORM broker by default, Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER = {
-    "name": "crm_demo",
+    "name": env.str("Q_NAME", default="crm_demo"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 120,
     # retry must exceed timeout, or a slow task is handed to a second worker while still running.
@@ -155,3 +155,5 @@ XERO_LIMITER_REDIS_URL = env.str("XERO_LIMITER_REDIS_URL", default=REDIS_URL)
 XERO_REQUEST_TIMEOUT = env.float("XERO_REQUEST_TIMEOUT", default=30.0)
 XERO_SYNC_DRAFTS = env.bool("XERO_SYNC_DRAFTS", default=True)
 XERO_CREATE_TAX_RATES = env.bool("XERO_CREATE_TAX_RATES", default=True)
+XERO_RETRY_BASE_SECONDS = env.float("XERO_RETRY_BASE_SECONDS", default=30.0)
+XERO_CALLS_PER_MINUTE = env.int("XERO_CALLS_PER_MINUTE", default=60)

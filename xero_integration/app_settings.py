@@ -110,6 +110,11 @@ class AppSettings:
         return int(self._setting("CONTACT_IMPORT_MINUTES", 15))
 
     @property
+    def RETRY_BASE_SECONDS(self) -> float:
+        """The first wait of a sync job that met trouble; it doubles on each try (to an hour)."""
+        return float(self._setting("RETRY_BASE_SECONDS", 30.0))
+
+    @property
     def CALLS_PER_MINUTE(self) -> int:
         """Calls a minute to one organisation (Xero allows 60; lower it to leave room for
         other apps)."""

@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 LEASE = timedelta(minutes=5)
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
-BACKOFF_BASE = 30.0
 BACKOFF_CAP = 3600.0
 DUPLICATE_NUMBER = "Invoice # must be unique."
 CURRENCY_HELP = (
@@ -158,7 +157,7 @@ def _wait(job: SyncJob, reason: JobWaits) -> None:
 
 def backoff(attempts: int) -> float:
     """Capped exponential backoff with jitter, for a job that keeps meeting trouble."""
-    step = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(attempts, 12)))
+    step = min(BACKOFF_CAP, app_settings.RETRY_BASE_SECONDS * (2 ** min(attempts, 12)))
     return step * (0.5 + random.random() / 2)
 
 

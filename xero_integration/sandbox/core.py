@@ -80,6 +80,8 @@ class Sandbox:
         self.rate_windows: dict[tuple[str, str], st.RateWindow] = {}
         self.app_minute: dict[str, list[datetime]] = {}
         self.idempotency: dict[tuple[str, str], dict] = {}
+        # Calls refused because a real limit was reached (injected 429 faults are not here).
+        self.limit_refusals: list[tuple[str, str, str]] = []
 
     def reset(self) -> None:
         with self.lock:
@@ -379,6 +381,7 @@ class Sandbox:
                 problem_name = "appminute"
                 retry_after = (app_calls[0] + timedelta(seconds=60) - now).total_seconds()
             if problem_name:
+                self.limit_refusals.append((organisation.tenant_id, client_id, problem_name))
                 response = Response.json(
                     {
                         "Title": "Too Many Requests",
