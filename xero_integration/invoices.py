@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: A running job not finished within this time is taken to have lost its worker.
 LEASE = timedelta(minutes=5)
+#: How many times a refusal caused by out-of-date reference data is retried after a refresh.
+STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
 BACKOFF_CAP = 3600.0
@@ -445,6 +447,7 @@ class Push:
         except contacts.ContactRejected as exc:
             raise JobFailed(f"Xero refused the contact: {exc}") from exc
         except ValidationError as exc:
+            self.refresh_if_stale(exc.errors)
             raise JobFailed(
                 "; ".join(str(e) for e in exc.errors) or str(exc), _fields(exc.errors)
             ) from exc
@@ -586,12 +589,36 @@ class Push:
                 raise JobWaits("Found the invoice made earlier; updating it next.", 0)
             return False
         if errors:
+            self.refresh_if_stale(errors)
             raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
         self.save_result(link, invoice, result, digest)
         self.invoice_link = link
         if self.batch is not None and invoice.payments and link.xero_status == "AUTHORISED":
             self.push_payments(link, invoice)
         return True
+
+    def refresh_if_stale(self, errors: list[FieldError]) -> None:
+        """When Xero's refusal says our cached reference data is out of date (a tax rate or an
+        account changed in Xero, a currency unknown), forget that data and try again soon; the
+        next run reads it afresh. Staff's own tax mappings are kept. Gives up after a few tries,
+        leaving Xero's message on the job."""
+        if self.job.attempts >= STALE_RETRIES:
+            return
+        text = " ".join(error.message for error in errors)
+        stale = []
+        if "Tax rate must be valid" in text or "TaxType code" in text:
+            TaxRateMapping.objects.filter(
+                account_key=self.job.account_key, set_by_staff=False
+            ).delete()
+            stale.append("tax rates")
+        if "not subscribed to currency" in text:
+            XeroConnection.objects.filter(pk=self.connection.pk).update(currencies=[])
+            stale.append("currencies")
+        if "is not a valid code for this document" in text or "Account must be valid" in text:
+            connect.load_reference_data(self.connection.pk)
+            stale.append("accounts")
+        if stale:
+            raise JobWaits(f"Xero's {' and '.join(stale)} changed; reading them again. ({text})", 1)
 
     def link_id(self) -> str:
         return self.invoice_link.xero_invoice_id

@@ -62,3 +62,49 @@ def test_sent_invoice_with_compound_tax_and_payment_reaches_xero(xero_sandbox, c
     state = xero_sandbox.organisation_state(tenant_id)
     assert state["invoices"][0]["Status"] == "VOIDED"
     assert InvoiceLink.objects.get().xero_status == "VOIDED"
+
+
+def test_a_tax_rate_deleted_in_xero_is_matched_again(xero_sandbox, connected):
+    """Cached reference data is refreshed when Xero says it is stale."""
+    from xero_integration.models import TaxRateMapping
+
+    tenant_id, account, connection = connected
+    tax = tax_with(account, "City levy 3%", ("Levy", "3", False))
+    first = InvoiceFactory(account=account, status=Invoice.Status.DRAFT)
+    InvoiceLineFactory(invoice=first, tax=tax)
+    first.recalculate()
+    first.status = Invoice.Status.SENT
+    first.save()
+    mapping = TaxRateMapping.objects.get(host_id=str(tax.pk))
+    assert mapping.created_in_xero
+    tokens = xero_sandbox.issue_tokens("crm-test-web", [tenant_id])
+    deleted = xero_sandbox.api(
+        "POST",
+        "/TaxRates",
+        tenant_id,
+        tokens["access_token"],
+        json={"TaxRates": [{"TaxType": mapping.tax_type, "Status": "DELETED"}]},
+    )
+    assert deleted.status_code == 200, deleted.text
+    second = InvoiceFactory(account=account, status=Invoice.Status.DRAFT)
+    InvoiceLineFactory(invoice=second, tax=tax)
+    second.recalculate()
+    second.status = Invoice.Status.SENT
+    second.save()
+    job = SyncJob.objects.get(host_id=str(second.pk))
+    assert job.state == SyncJob.State.WAITING
+    assert "tax rates changed" in job.error
+    SyncJob.objects.filter(pk=job.pk).update(not_before=None, state=SyncJob.State.PENDING)
+    from xero_integration import invoices
+
+    invoices.run(job.account_key, job.host_model, job.host_id)
+    job.refresh_from_db()
+    assert job.state == SyncJob.State.DONE, job.error
+    new_type = TaxRateMapping.objects.get(host_id=str(tax.pk)).tax_type
+    assert new_type != mapping.tax_type
+    xero = next(
+        i
+        for i in xero_sandbox.organisation_state(tenant_id)["invoices"]
+        if i["InvoiceNumber"] == second.number
+    )
+    assert xero["LineItems"][0]["TaxType"] == new_type
