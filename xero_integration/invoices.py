@@ -11,6 +11,7 @@ Xero's message until staff fix the data and retry.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -681,7 +682,12 @@ class Push:
         rates: list[dict[str, Any]] | None = None
         for host_id, tax in taxes.items():
             mapping = mappings.get(host_id)
-            if mapping and mapping.tax_type:
+            components = json.dumps(rules.host_tax_signature(tax))
+            if (
+                mapping
+                and mapping.tax_type
+                and (mapping.set_by_staff or mapping.components == components)
+            ):
                 result[host_id] = mapping.tax_type
                 continue
             if rates is None:
@@ -701,6 +707,10 @@ class Push:
                         [{"path": "tax", "message": f"Unmapped tax {tax.name}"}],
                     )
                 body = rules.new_tax_rate(tax, self.connection.country_code)
+                taken = {str(r.get("Name", "")).strip().lower() for r in rates}
+                if body["Name"].strip().lower() in taken:
+                    # Xero keeps tax rate names unique: say the rate in the new one's name.
+                    body["Name"] = rules.distinct_tax_name(tax)
                 match = self.client.create_tax_rate(body, idempotency_key=self.key("tax", body))
                 created = True
             TaxRateMapping.objects.update_or_create(
@@ -710,7 +720,9 @@ class Push:
                     "name": tax.name,
                     "tax_type": match["TaxType"],
                     "xero_name": match.get("Name", ""),
+                    "components": components,
                     "created_in_xero": created,
+                    "set_by_staff": False,
                 },
             )
             result[host_id] = match["TaxType"]

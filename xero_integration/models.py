@@ -426,6 +426,8 @@ class TaxRateMapping(models.Model):
         "are not used in statutory tax returns.",
     )
     xero_name = models.CharField("Xero tax rate name", max_length=255, blank=True)
+    # The CRM tax's components when the mapping was made: a changed rate is matched again.
+    components = models.CharField(max_length=255, blank=True)
     created_in_xero = models.BooleanField(default=False)
     set_by_staff = models.BooleanField(default=False)
 

@@ -108,3 +108,28 @@ def test_a_tax_rate_deleted_in_xero_is_matched_again(xero_sandbox, connected):
         if i["InvoiceNumber"] == second.number
     )
     assert xero["LineItems"][0]["TaxType"] == new_type
+
+
+def test_a_crm_tax_whose_rate_changed_is_matched_again(xero_sandbox, connected):
+    from crm_demo.crm.models import TaxComponent
+    from xero_integration.models import TaxRateMapping
+
+    tenant_id, account, _ = connected
+    tax = tax_with(account, "Levy", ("Levy", "3", False))
+    first = InvoiceFactory(account=account, status=Invoice.Status.DRAFT)
+    InvoiceLineFactory(invoice=first, tax=tax)
+    first.recalculate()
+    first.status = Invoice.Status.SENT
+    first.save()
+    old_type = TaxRateMapping.objects.get(host_id=str(tax.pk)).tax_type
+    TaxComponent.objects.filter(tax=tax).update(rate=Decimal("4"))
+    second = InvoiceFactory(account=account, status=Invoice.Status.DRAFT)
+    InvoiceLineFactory(invoice=second, tax=tax)
+    second.recalculate()
+    second.status = Invoice.Status.SENT
+    second.save()
+    new_type = TaxRateMapping.objects.get(host_id=str(tax.pk)).tax_type
+    assert new_type != old_type
+    xero = {i["InvoiceNumber"]: i for i in xero_sandbox.organisation_state(tenant_id)["invoices"]}
+    assert Decimal(str(xero[second.number]["Total"])) == second.total
+    assert xero[second.number]["LineItems"][0]["TaxType"] == new_type

@@ -277,10 +277,20 @@ def test_archived_rates_are_not_matched():
     assert rules.match_tax_rate(tax("GST 12.5%", ("GST", "12.5", False)), NZ_RATES) is None
 
 
-def test_a_name_matches_when_no_components_do():
-    rates = [*NZ_RATES, _xero_rate("Special levy", "TAX001", ("7", False))]
-    match = rules.match_tax_rate(tax("special LEVY ", ("Levy", "8", False)), rates)
+def test_a_name_matches_when_the_rate_comes_out_the_same():
+    # The CRM keeps GST + QST as one 15.4738% component; Xero as 5% and a compound 9.975%.
+    rates = [*NZ_RATES, _xero_rate("GST + QST", "TAX001", ("5", False), ("9.975", True))]
+    match = rules.match_tax_rate(tax("gst + qst ", ("Both", "15.4738", False)), rates)
     assert match["TaxType"] == "TAX001"
+
+
+def test_a_name_of_another_rate_does_not_match():
+    rates = [*NZ_RATES, _xero_rate("Special levy", "TAX001", ("7", False))]
+    assert rules.match_tax_rate(tax("Special levy", ("Levy", "8", False)), rates) is None
+
+
+def test_a_taken_name_gets_its_rate_in_the_new_name():
+    assert rules.distinct_tax_name(tax("Levy", ("Levy", "4", False))) == "Levy (4%)"
 
 
 def test_compound_flags_and_rates_must_agree():

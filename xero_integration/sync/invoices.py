@@ -106,10 +106,38 @@ def match_tax_rate(tax: HostTax, rates: list[dict[str, Any]]) -> dict[str, Any] 
     if by_components:
         same_name = [r for r in by_components if r.get("Name", "").lower() == tax.name.lower()]
         return (same_name or by_components)[0]
+    # By name only when the rate also comes out the same (the same tax written as components
+    # one way in the CRM and another in Xero); a same-named rate of another size is not it.
+    wanted_rate = effective_rate([(c.rate, c.compound) for c in tax.components])
     for rate in usable:
-        if rate.get("Name", "").strip().lower() == tax.name.strip().lower():
+        if rate.get("Name", "").strip().lower() != tax.name.strip().lower():
+            continue
+        try:
+            xero_rate = four(Decimal(str(rate["EffectiveRate"])))
+        except (KeyError, ArithmeticError):
+            xero_rate = effective_rate(
+                [(Decimal(r), compound) for r, compound in xero_tax_signature(rate)]
+            )
+        if xero_rate == wanted_rate:
             return rate
     return None
+
+
+def distinct_tax_name(tax: HostTax) -> str:
+    """A tax rate name that says its rate, for when Xero has the plain name already."""
+    rate = effective_rate([(c.rate, c.compound) for c in tax.components]).normalize()
+    suffix = f" ({rate:f}%)"
+    return tax.name[: 50 - len(suffix)] + suffix
+
+
+def effective_rate(components: list[tuple[Decimal, bool]]) -> Decimal:
+    """The overall rate of components: compound ones apply on top of the simple ones."""
+    simple = sum((Decimal(rate) for rate, compound in components if not compound), Decimal(0))
+    on_top = sum(
+        (Decimal(rate) * (100 + simple) / 100 for rate, compound in components if compound),
+        Decimal(0),
+    )
+    return four(simple + on_top)
 
 
 REPORT_TAX_TYPES = {"AU": "OUTPUT", "NZ": "OUTPUT", "GB": "OUTPUT", "UK": "OUTPUT"}
