@@ -73,6 +73,7 @@ def ensure_env_file() -> dict[str, str]:
         "XERO_LOGIN_URL": SANDBOX_URL,
         "XERO_IDENTITY_URL": SANDBOX_URL,
         "XERO_API_URL": SANDBOX_URL,
+        "XERO_WEBHOOK_KEY": secrets.token_urlsafe(32),
     }
     missing = {key: value for key, value in defaults.items() if key not in existing}
     if missing:
@@ -144,6 +145,23 @@ def configure_sandbox(env_values: dict[str, str], fresh_state: bool) -> None:
             control("POST", "organisations", organisation)
 
 
+def register_webhook(env_values: dict[str, str], web: subprocess.Popen) -> None:
+    """Once the web server answers, point the sandbox's webhooks at it (Intent to Receive
+    runs against the CRM's endpoint), so contact changes made in the sandbox arrive at once."""
+    webhook_url = f"http://{WEB_HOST}:{WEB_PORT}/integrations/xero/webhooks/"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://{WEB_HOST}:{WEB_PORT}/accounts/login/", timeout=1)
+            break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    try:
+        control("POST", "webhooks", {"url": webhook_url, "key": env_values["XERO_WEBHOOK_KEY"]})
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"Webhooks not registered ({exc}); contact changes arrive by the schedule.")
+
+
 def run() -> None:
     """Start the sandbox, the worker and the web server; stop all three on Ctrl-C."""
     env_values = ensure_env_file()
@@ -186,6 +204,7 @@ def run() -> None:
                 [sys.executable, manage_py, "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"]
             )
         )
+        register_webhook(env_values, processes[-1])
         print(
             "\n"
             f"  Demo CRM:      http://{WEB_HOST}:{WEB_PORT}/\n"

@@ -110,6 +110,12 @@ class AppSettings:
         return int(self._setting("CONTACT_IMPORT_MINUTES", 15))
 
     @property
+    def WEBHOOK_KEY(self) -> str:
+        """The webhook signing key Xero's developer portal shows for the app ("" turns the
+        webhook endpoint off)."""
+        return str(self._setting("WEBHOOK_KEY", ""))
+
+    @property
     def RETRY_BASE_SECONDS(self) -> float:
         """The first wait of a sync job that met trouble; it doubles on each try (to an hour)."""
         return float(self._setting("RETRY_BASE_SECONDS", 30.0))

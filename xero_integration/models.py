@@ -448,3 +448,28 @@ class FailedSyncJob(SyncJob):
         proxy = True
         verbose_name = "failed sync"
         verbose_name_plural = "failed syncs"
+
+
+class WebhookEvent(models.Model):
+    """A CONTACT or INVOICE event Xero sent, kept until a task has acted on it. Xero delivers
+    at least once; the unique key drops repeats."""
+
+    tenant_id = models.CharField(max_length=64)
+    category = models.CharField(max_length=20)
+    event_type = models.CharField(max_length=20)
+    resource_id = models.CharField(max_length=64)
+    event_date = models.CharField(max_length=40)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "category", "resource_id", "event_date"],
+                name="xero_webhook_event_once",
+            )
+        ]
+        indexes = [models.Index(fields=["processed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.category} {self.event_type} {self.resource_id}"

@@ -21,6 +21,15 @@ def install_schedules(**kwargs: Any) -> None:
         },
     )
     Schedule.objects.update_or_create(
+        name="xero_integration.process_webhook_events",
+        defaults={
+            "func": "xero_integration.tasks.process_webhook_events",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
         name="xero_integration.sweep_sync_jobs",
         defaults={
             "func": "xero_integration.tasks.sweep_sync_jobs",

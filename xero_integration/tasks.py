@@ -61,3 +61,10 @@ def push_invoice(account_key: str, host_model: str, host_id: str) -> None:
 def sweep_sync_jobs() -> int:
     """Re-dispatch sync jobs that are due but not queued (broker down, worker killed)."""
     return outbox.sweep()
+
+
+def process_webhook_events() -> int:
+    """Act on the CONTACT events Xero's webhooks delivered."""
+    from xero_integration import webhooks
+
+    return webhooks.process()

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", views.save_accounts, name="accounts"),
     path("accounts/reload/", views.reload_accounts, name="reload_accounts"),
     path("contacts/import/", views.import_contacts, name="import_contacts"),
+    path("webhooks/", views.webhook, name="webhook"),
     path("disconnect/", views.disconnect, name="disconnect"),
     path("invoices/<str:host_model>/<str:host_id>/sync/", views.sync_invoice, name="sync_invoice"),
 ]

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from xero_integration import app_settings, connect, contacts, oauth_state, services
@@ -269,3 +270,18 @@ def sync_invoice(request: HttpRequest, host_model: str, host_id: str) -> HttpRes
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = "/"
     return redirect(back)
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest) -> HttpResponse:
+    """Xero's webhook: 401 for a bad signature, 200 with no body and no cookies otherwise
+    (Intent to Receive included); the work happens in a task."""
+    from xero_integration import webhooks
+
+    if not webhooks.signature_is_valid(
+        app_settings.WEBHOOK_KEY, request.body, request.headers.get("x-xero-signature", "")
+    ):
+        return HttpResponse(status=401)
+    webhooks.record(request.body)
+    return HttpResponse(status=200)

@@ -1,0 +1,108 @@
+"""Xero's webhooks into the CRM: signatures checked, Intent to Receive passed, contact changes
+written into the CRM without waiting for the schedule."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+from django.urls import reverse
+
+from crm_demo.crm.models import Contact
+from tests.integration.conftest import make_connection
+from xero_integration import contacts
+from xero_integration.models import ContactLink, WebhookEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEY = "crm-webhook-signing-key-0123456789abcdef"
+
+
+def signed(body: bytes, key: str = KEY) -> str:
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def event(tenant_id: str, resource_id: str, category: str = "CONTACT") -> dict:
+    return {
+        "resourceUrl": f"https://api.xero.com/api.xro/2.0/Contacts/{resource_id}",
+        "resourceId": resource_id,
+        "eventDateUtc": "2026-11-26T01:15:39.902",
+        "eventType": "UPDATE",
+        "eventCategory": category,
+        "tenantId": tenant_id,
+        "tenantType": "ORGANISATION",
+    }
+
+
+def post(client, body: bytes, signature: str):
+    return client.post(
+        reverse("xero_integration:webhook"),
+        data=body,
+        content_type="application/json",
+        HTTP_X_XERO_SIGNATURE=signature,
+    )
+
+
+@pytest.fixture
+def webhook_key(settings):
+    settings.XERO_WEBHOOK_KEY = KEY
+
+
+def test_a_correctly_signed_payload_gets_an_empty_200_without_cookies(client, webhook_key):
+    body = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0}).encode()
+    response = post(client, body, signed(body))
+    assert response.status_code == 200
+    assert response.content == b""
+    assert not response.cookies
+
+
+def test_a_wrongly_signed_payload_gets_401_and_is_not_kept(client, webhook_key):
+    body = json.dumps({"events": [event("t", "c")]}).encode()
+    assert post(client, body, signed(body, "another key")).status_code == 401
+    assert post(client, body, "").status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_without_a_signing_key_every_payload_is_refused(client, settings):
+    settings.XERO_WEBHOOK_KEY = ""
+    body = b'{"events": []}'
+    assert post(client, body, signed(body, "")).status_code == 401
+
+
+def test_a_repeated_event_is_kept_once(client, webhook_key, settings):
+    body = json.dumps({"events": [event("unknown-tenant", "c1")]}).encode()
+    assert post(client, body, signed(body)).status_code == 200
+    assert post(client, body, signed(body)).status_code == 200
+    assert WebhookEvent.objects.count() == 1
+    # Not an organisation connected here: the event is set aside, nothing is called.
+    assert WebhookEvent.objects.get().processed_at is not None
+
+
+def test_contact_changes_in_xero_reach_the_crm_through_the_webhook(
+    xero_sandbox, xero_app, live_server, owner, settings
+):
+    settings.XERO_WEBHOOK_KEY = KEY
+    org = xero_sandbox.create_organisation(name="Hooked Ltd", contacts=3)
+    connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(owner.account_id))
+    contacts.start_import(connection)
+    assert Contact.objects.filter(account=owner.account).count() == 3
+    url = live_server.url + reverse("xero_integration:webhook")
+    registered = xero_sandbox.register_webhook(url, KEY)
+    assert registered["status"] == "OK", registered
+    made = xero_sandbox.edit_contacts(
+        org["tenant_id"], [{"Name": "Arrived By Webhook", "EmailAddress": "hook@example.com"}]
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if Contact.objects.filter(account=owner.account, name="Arrived By Webhook").exists():
+            break
+        time.sleep(0.2)
+    contact = Contact.objects.get(account=owner.account, name="Arrived By Webhook")
+    assert contact.email == "hook@example.com"
+    assert ContactLink.objects.get(xero_contact_id=made[0]).host_id == str(contact.pk)
+    calls = [r for r in xero_sandbox.requests(org["tenant_id"]) if "IDs=" in r["query"]]
+    assert len(calls) == 1  # only the changed contact was read

@@ -1,0 +1,106 @@
+"""Xero's webhooks (xero-api.md §6): verify the signature over the raw body, keep the events,
+answer at once; a task then reads the changed contacts and writes them into the CRM.
+
+CONTACT events refresh the contact the same way the incremental import does (so the schedule
+and the webhook agree). INVOICE events need nothing: invoices go from the CRM to Xero only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from xero_integration import connect, contacts
+from xero_integration.adapters import get_adapter
+from xero_integration.exceptions import ConnectionNotReady
+from xero_integration.models import ConnectionStatus, WebhookEvent, XeroConnection
+from xero_integration.xero.errors import XeroError
+
+logger = logging.getLogger(__name__)
+
+#: Contacts read per call when events name several.
+IDS_PER_CALL = 50
+
+
+def signature_is_valid(key: str, body: bytes, signature: str) -> bool:
+    """``x-xero-signature`` is base64(HMAC-SHA256(key, body)); compared in constant time."""
+    if not key or not signature:
+        return False
+    expected = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac.compare_digest(expected, signature.strip())
+
+
+def record(body: bytes) -> int:
+    """Keep the payload's CONTACT and INVOICE events (repeats dropped); the number kept. The
+    task that reads them runs after the commit."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return 0
+    events = payload.get("events") if isinstance(payload, dict) else None
+    rows = [
+        WebhookEvent(
+            tenant_id=str(event.get("tenantId", ""))[:64],
+            category=str(event.get("eventCategory", ""))[:20],
+            event_type=str(event.get("eventType", ""))[:20],
+            resource_id=str(event.get("resourceId", ""))[:64],
+            event_date=str(event.get("eventDateUtc", ""))[:40],
+        )
+        for event in events or []
+        if isinstance(event, dict) and event.get("eventCategory") in ("CONTACT", "INVOICE")
+    ]
+    if not rows:
+        return 0
+    with transaction.atomic():
+        WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
+        from xero_integration.tasks import dispatch
+
+        dispatch("xero_integration.tasks.process_webhook_events")
+    return len(rows)
+
+
+def process() -> int:
+    """Act on the events not processed yet: read the changed contacts of each connected
+    organisation from Xero and write them into the CRM. Events of an organisation that cannot
+    be read now stay for the next run."""
+    pending = list(WebhookEvent.objects.filter(processed_at=None).order_by("pk")[:5000])
+    done: list[int] = []
+    by_tenant: dict[str, list[WebhookEvent]] = {}
+    for event in pending:
+        if event.category != "CONTACT":
+            done.append(event.pk)
+            continue
+        by_tenant.setdefault(event.tenant_id, []).append(event)
+    adapter = get_adapter()
+    for tenant_id, events in by_tenant.items():
+        connection = XeroConnection.objects.filter(
+            tenant_id=tenant_id, status=ConnectionStatus.CONNECTED
+        ).first()
+        if connection is None:
+            done.extend(event.pk for event in events)  # not ours (any more)
+            continue
+        ids = sorted({event.resource_id for event in events})
+        try:
+            _refresh(connection, ids, adapter)
+        except (XeroError, ConnectionNotReady) as exc:
+            logger.info("Webhook contacts for %s wait: %s", tenant_id, exc)
+            continue
+        done.extend(event.pk for event in events)
+    WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now())
+    return len(done)
+
+
+def _refresh(connection: XeroConnection, ids: list[str], adapter: Any) -> None:
+    client = connect.api_client(connection)
+    for start in range(0, len(ids), IDS_PER_CALL):
+        chunk = ids[start : start + IDS_PER_CALL]
+        reply = client.get("/Contacts", {"IDs": ",".join(chunk), "includeArchived": True}) or {}
+        with transaction.atomic():
+            contacts.apply_contacts(connection, list(reply.get("Contacts") or []), adapter)
