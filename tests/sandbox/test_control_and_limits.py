@@ -570,7 +570,7 @@ def test_daily_limit_resets_a_day_after_creation(xs, org, token):
 # --------------------------------------------------------------------------- concurrent limit
 
 #: Long enough for the refusal to be seen on a busy machine.
-HOLD_SECONDS = 3
+HOLD_SECONDS = 5
 
 
 def _hold_requests(xs, token: str, tenant: str, n: int) -> tuple[list[threading.Thread], list]:
@@ -588,14 +588,15 @@ def _hold_requests(xs, token: str, tenant: str, n: int) -> tuple[list[threading.
     return threads, outcomes
 
 
-def _first_refusal_while_held(xs, token: str, tenant: str) -> requests.Response:
-    """Call until refused (the held requests need a moment to arrive); give up within the hold."""
+def _first_refusal_while_held(xs, token: str, tenant: str, held: int = 1) -> requests.Response:
+    """Once the held requests are in flight in the sandbox, make one more call."""
     deadline = time.monotonic() + HOLD_SECONDS - 0.5
-    while True:
-        response = call(xs, token, tenant, "/Organisation")
-        if response.status_code == 429 or time.monotonic() > deadline:
-            return response
-        time.sleep(0.05)
+    while time.monotonic() < deadline:
+        in_flight = sum(window.in_flight for window in xs.sandbox.rate_windows.values())
+        if in_flight >= held:
+            break
+        time.sleep(0.02)
+    return call(xs, token, tenant, "/Organisation")
 
 
 @pytest.mark.parametrize("concurrent", [2, None], ids=["set-to-2", "default-5"])
@@ -612,7 +613,7 @@ def test_concurrent_limit(xs, org, token, concurrent):
         hold_seconds=HOLD_SECONDS,
     )
     threads, outcomes = _hold_requests(xs, token, org, in_flight)
-    refused = _first_refusal_while_held(xs, token, org)
+    refused = _first_refusal_while_held(xs, token, org, in_flight)
     for thread in threads:
         thread.join(timeout=HOLD_SECONDS + 5)
     assert refused.status_code == 429, "no 429 while the limit's worth of calls were in flight"
