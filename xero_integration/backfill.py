@@ -143,6 +143,15 @@ def drain(
             .first()
         )
         if next_due is None:
+            running = SyncJob.objects.filter(
+                account_key=connection.account_key, state=SyncJob.State.RUNNING
+            ).exists()
+            connection.refresh_from_db()
+            if running or connection.is_connected:
+                # Other workers hold the rest, or a reconnect made them due: look again soon.
+                progress(total - left, total, "waiting for other workers")
+                sleep(5)
+                continue
             progress(total - left, total, "waiting for the connection (reconnect in the CRM)")
             return
         pause = max(1.0, min(max_idle, (next_due - timezone.now()).total_seconds()))

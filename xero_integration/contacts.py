@@ -139,7 +139,17 @@ def run_import(job_id: int) -> None:
             job.save()
             _log(connection, "contact_import", SyncLog.Outcome.FAILED, str(exc))
             return
-        if not _save_page(job, number, page.items, page.item_count, adapter):
+        try:
+            saved = _save_page(job, number, page.items, page.item_count, adapter)
+        except Exception as exc:  # the CRM could not take the page: stop, visibly
+            logger.exception("Contact import %s failed on page %s", job.pk, number)
+            job.state = ContactImport.State.FAILED
+            job.error = f"The CRM could not save page {number}: {exc.__class__.__name__}: {exc}"
+            job.finished_at = timezone.now()
+            job.save()
+            _log(connection, "contact_import", SyncLog.Outcome.FAILED, job.error)
+            return
+        if not saved:
             return  # another worker took over this import
         if page.is_last:
             break

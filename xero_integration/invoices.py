@@ -14,13 +14,15 @@ import hashlib
 import json
 import logging
 import random
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from xero_integration import app_settings, connect, contacts
@@ -52,8 +54,11 @@ from xero_integration.xero.errors import (
 
 logger = logging.getLogger(__name__)
 
-#: A running job not finished within this time is taken to have lost its worker.
+#: A running job not finished within this time is taken to have lost its worker; each write
+#: renews it.
 LEASE = timedelta(minutes=5)
+#: A batch run stops starting new jobs after this long and hands the rest back.
+RUN_LIMIT = timedelta(minutes=2)
 #: How many times a refusal caused by out-of-date reference data is retried after a refresh.
 STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
@@ -98,33 +103,63 @@ def claim(account_key: str, host_model: str, host_id: str) -> SyncJob | None:
     due = (
         Q(state=SyncJob.State.PENDING)
         | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        | Q(state=SyncJob.State.WAITING, not_before=None)
         | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
     )
     jobs = SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id)
+    token = uuid.uuid4().hex
     claimed = jobs.filter(due).update(
-        state=SyncJob.State.RUNNING, lease_until=now + LEASE, updated_at=now
+        state=SyncJob.State.RUNNING, lease_until=now + LEASE, updated_at=now, claim_token=token
     )
-    return jobs.first() if claimed else None
+    if not claimed:
+        return None
+    job = jobs.first()
+    return job if job is not None and job.claim_token == token else None
+
+
+class LostClaim(Exception):
+    """The job's lease ran out and another worker took it over: this worker stops touching it."""
+
+
+def _ours(job: SyncJob):
+    return SyncJob.objects.filter(
+        pk=job.pk, claim_token=job.claim_token, state=SyncJob.State.RUNNING
+    )
+
+
+def keep_claim(job: SyncJob) -> None:
+    """Renew the job's lease before a write; raise LostClaim when another worker has it."""
+    if not _ours(job).update(lease_until=timezone.now() + LEASE):
+        raise LostClaim(f"Sync job {job.pk} was taken over by another worker.")
+
+
+def _release(job: SyncJob) -> None:
+    """Hand a claimed job back untouched (this run took long enough)."""
+    if _ours(job).update(state=SyncJob.State.PENDING, lease_until=None):
+        _redispatch(job)
 
 
 def _finish(job: SyncJob, seq: int) -> None:
     now = timezone.now()
-    done = SyncJob.objects.filter(pk=job.pk, change_seq=seq, state=SyncJob.State.RUNNING).update(
-        state=SyncJob.State.DONE,
-        done_seq=seq,
-        error="",
-        error_fields=[],
-        attempts=0,
-        ambiguous=False,
-        lease_until=None,
-        not_before=None,
-        updated_at=now,
-    )
-    if not done:
-        # The invoice changed while it was being pushed: push it again.
-        SyncJob.objects.filter(pk=job.pk).update(
-            state=SyncJob.State.PENDING, lease_until=None, ambiguous=False, updated_at=now
+    done = (
+        _ours(job)
+        .filter(change_seq=seq)
+        .update(
+            state=SyncJob.State.DONE,
+            done_seq=seq,
+            error="",
+            error_fields=[],
+            attempts=0,
+            ambiguous=False,
+            lease_until=None,
+            not_before=None,
+            updated_at=now,
         )
+    )
+    if not done and _ours(job).update(
+        state=SyncJob.State.PENDING, lease_until=None, ambiguous=False, updated_at=now
+    ):
+        # The invoice changed while it was being pushed: push it again.
         _redispatch(job)
 
 
@@ -135,7 +170,7 @@ def _redispatch(job: SyncJob) -> None:
 
 
 def _fail(job: SyncJob, message: str, fields: list[dict[str, str]]) -> None:
-    SyncJob.objects.filter(pk=job.pk).update(
+    _ours(job).update(
         state=SyncJob.State.FAILED,
         error=message,
         error_fields=fields,
@@ -147,7 +182,7 @@ def _fail(job: SyncJob, message: str, fields: list[dict[str, str]]) -> None:
 def _wait(job: SyncJob, reason: JobWaits) -> None:
     now = timezone.now()
     not_before = None if reason.seconds is None else now + timedelta(seconds=reason.seconds)
-    SyncJob.objects.filter(pk=job.pk).update(
+    _ours(job).update(
         state=SyncJob.State.WAITING,
         error=str(reason),
         not_before=not_before,
@@ -188,6 +223,11 @@ def claim_batch(
         | Q(state=SyncJob.State.WAITING, not_before__lte=now)
         | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
     )
+    if XeroConnection.objects.filter(
+        account_key=account_key, status=ConnectionStatus.CONNECTED
+    ).exists():
+        # Jobs that waited for a reconnect are due once it happened.
+        due |= Q(state=SyncJob.State.WAITING, not_before=None)
     candidates = (
         SyncJob.objects.filter(account_key=account_key)
         .filter(due)
@@ -221,6 +261,7 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
     jobs = claim_batch(account_key, first)
     if not jobs:
         return 0
+    started = time.monotonic()
     recorder = CallRecorder()
     connection = XeroConnection.objects.filter(account_key=account_key).first()
     outcomes: dict[int, Exception | None] = {}
@@ -233,6 +274,10 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
         client = connect.api_client(connection, recorder)
         preloaded, contact_ids = _prepare(jobs, connection, adapter, client)
     for job in jobs:
+        if time.monotonic() - started > RUN_LIMIT.total_seconds():
+            # Well inside the lease: the rest go back to the queue rather than risk it.
+            outcomes[job.pk] = Released()
+            continue
         try:
             if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
                 raise JobFailed("This CRM account is not connected to Xero.")
@@ -250,7 +295,7 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
             outcomes[job.pk] = None
         except Deferred:
             outcomes[job.pk] = None
-        except (JobFailed, JobWaits) as outcome:
+        except (JobFailed, JobWaits, LostClaim) as outcome:
             outcomes[job.pk] = outcome
         except Exception as exc:  # a bug must leave the job retryable and readable, not lost
             logger.exception("Sync job %s crashed", job.pk)
@@ -263,11 +308,18 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
         except Exception as exc:  # as above: nothing is lost, everything is retried
             logger.exception("Batch for account %s crashed", account_key)
             for push, *_ in [*batch.invoices, *batch.payments]:
-                outcomes[push.job.pk] = JobWaits(f"Unexpected error: {exc}", backoff(0))
+                outcomes[push.job.pk] = JobWaits(
+                    f"Unexpected error: {exc}", backoff(0), ambiguous=True
+                )
     batch_calls = recorder.drain()
     for job in jobs:
         outcome = outcomes.get(job.pk)
         calls = batch_calls if job is jobs[0] else []
+        if isinstance(outcome, LostClaim):
+            continue  # another worker runs it now
+        if isinstance(outcome, Released):
+            _release(job)
+            continue
         if isinstance(outcome, JobFailed):
             _fail(job, str(outcome), outcome.fields)
             outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
@@ -284,19 +336,28 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
     return len(jobs)
 
 
+class Released(Exception):
+    """The run handed this job back unstarted."""
+
+
 def _prepare(
     jobs: list[SyncJob], connection: XeroConnection, adapter: DefaultXeroAdapter, client: Any
 ) -> tuple[dict[int, tuple[Any, HostInvoice]], dict[str, str]]:
-    """Read the batch's invoices once, and settle their contacts in a few shared calls."""
+    """Read the batch's invoices once, and settle their contacts in a few shared calls. An
+    invoice that cannot be read here is left to its own run, which reports the problem."""
     preloaded: dict[int, tuple[Any, HostInvoice]] = {}
     hosts = {}
     for job in jobs:
         if job.deleted:
             continue
-        instance = adapter.load_invoice(job.host_model, job.host_id)
-        if instance is None or not adapter.should_sync(instance):
+        try:
+            instance = adapter.load_invoice(job.host_model, job.host_id)
+            if instance is None or not adapter.should_sync(instance):
+                continue
+            data = adapter.to_invoice(instance)
+        except Exception:  # reported by the job's own run
+            logger.exception("Could not read invoice %s for a batch", job.host_id)
             continue
-        data = adapter.to_invoice(instance)
         preloaded[job.pk] = (instance, data)
         kept_back = data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
         if data.status != InvoiceStatus.VOID and not kept_back:
@@ -305,33 +366,62 @@ def _prepare(
     if len(hosts) > 1:
         try:
             contact_ids = contacts.xero_contact_ids(connection, client, list(hosts.values()))
-        except (XeroError, ConnectionNotReady):
-            # Each invoice settles its contact itself, and meets the trouble there.
+        except Exception:  # each invoice settles its contact itself, and meets the trouble there
+            logger.exception("Could not settle the contacts of a batch together")
             contact_ids = {}
     return preloaded, contact_ids
+
+
+def _claimed(entries: list, outcomes: dict[int, Exception | None]) -> list:
+    """The entries whose jobs are still this worker's (leases renewed); the others dropped."""
+    kept = []
+    for entry in entries:
+        try:
+            keep_claim(entry[0].job)
+        except LostClaim as lost:
+            outcomes[entry[0].job.pk] = lost
+            continue
+        kept.append(entry)
+    return kept
 
 
 def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
     """The shared calls: new invoices (then their payments), results matched by position; one
     refused invoice fails alone."""
-    if batch.invoices:
-        first = batch.invoices[0][0]
-        payloads = [entry[3] for entry in batch.invoices]
-        for push, *_ in batch.invoices:
+    entries = _claimed(batch.invoices, outcomes)
+    if entries:
+        first = entries[0][0]
+        payloads = [entry[3] for entry in entries]
+        for push, *_ in entries:
             push.mark_ambiguous()
-        key = _batch_key([entry[0] for entry in batch.invoices], "create", payloads)
+        key = _batch_key([entry[0] for entry in entries], "create", payloads)
         try:
             results = first.guarded(
                 lambda: first.client.put_invoices(
                     payloads, summarize_errors=False, idempotency_key=key
                 )
             )
-        except (JobFailed, JobWaits) as outcome:
-            for push, *_ in batch.invoices:
+        except JobFailed as outcome:
+            if len(entries) == 1:
+                outcomes[first.job.pk] = outcome
+            else:
+                # The whole call was refused (one unreadable invoice, or too big): each alone.
+                _send_alone(entries, outcomes)
+            results = None
+        except JobWaits as outcome:
+            for push, *_ in entries:
                 outcomes[push.job.pk] = outcome
             return
+        if results is not None and len(results) != len(entries):
+            for push, *_ in entries:
+                outcomes[push.job.pk] = JobWaits(
+                    "Xero's answer did not list every invoice sent; checking before sending again.",
+                    backoff(0),
+                    ambiguous=True,
+                )
+            return
         for (push, invoice, link, _payload, digest), result in zip(
-            batch.invoices, results, strict=False
+            entries, results or [], strict=True
         ):
             try:
                 push.guarded(
@@ -341,6 +431,7 @@ def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
             except (JobFailed, JobWaits) as outcome:
                 outcomes[push.job.pk] = outcome
     payments = [entry for entry in batch.payments if outcomes.get(entry[0].job.pk) is None]
+    payments = _claimed(payments, outcomes)
     for start in range(0, len(payments), BATCH_SIZE):
         chunk = payments[start : start + BATCH_SIZE]
         # Payments of invoices created in this batch learn their InvoiceID only now.
@@ -359,19 +450,52 @@ def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
             for push, *_ in chunk:
                 outcomes[push.job.pk] = outcome
             continue
-        for (push, payment, _body), result in zip(chunk, results, strict=False):
+        if len(results) != len(chunk):
+            for push, *_ in chunk:
+                outcomes[push.job.pk] = JobWaits(
+                    "Xero's answer did not list every payment sent; checking before sending again.",
+                    backoff(0),
+                    ambiguous=True,
+                )
+            continue
+        for (push, payment, _body), result in zip(chunk, results, strict=True):
             errors = element_errors(result)
             if errors:
                 outcomes[push.job.pk] = JobFailed(
                     "; ".join(str(e) for e in errors), _fields(errors)
                 )
+            elif not result.get("PaymentID"):
+                outcomes[push.job.pk] = JobWaits(
+                    "Xero's answer named no payment; checking before sending again.",
+                    backoff(0),
+                    ambiguous=True,
+                )
             else:
-                push.save_payment(payment, str(result.get("PaymentID")))
+                push.save_payment(payment, str(result["PaymentID"]))
                 push.update_amount_due()
 
 
+def _send_alone(entries: list, outcomes: dict[int, Exception | None]) -> None:
+    """Send each invoice of a refused batch on its own, so that one bad invoice fails alone."""
+    for push, invoice, link, payload, digest in entries:
+        try:
+            results = push.guarded(
+                lambda p=push, body=payload: p.client.put_invoices(
+                    [body], summarize_errors=False, idempotency_key=p.key("create", body)
+                )
+            )
+            push.guarded(
+                lambda p=push, i=invoice, k=link, r=results, d=digest: p.created(
+                    k, i, r[0] if r else {}, d
+                )
+            )
+            outcomes[push.job.pk] = None
+        except (JobFailed, JobWaits, LostClaim) as outcome:
+            outcomes[push.job.pk] = outcome
+
+
 def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
-    parts = "|".join(f"{p.job.pk}:{p.job.change_seq}" for p in pushes)
+    parts = "|".join(f"{p.job.pk}:{p.job.change_seq}:{p.job.key_generation}" for p in pushes)
     digest = hashlib.sha256(
         f"{parts}|{operation}|{rules.payload_hash({'p': payload})}".encode()
     ).hexdigest()
@@ -443,8 +567,12 @@ class Push:
         except (ThrottledLocally, RateLimited) as exc:
             raise JobWaits(f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60) from exc
         except Forbidden as exc:
-            connect.confirm_still_connected(self.connection)
-            raise JobWaits(f"Xero refused access to the organisation: {exc}", None) from exc
+            # Still connected: a passing refusal, tried again later; gone: wait for reconnect.
+            still = connect.confirm_still_connected(self.connection)
+            raise JobWaits(
+                f"Xero refused access to the organisation: {exc}",
+                backoff(self.job.attempts) if still else None,
+            ) from exc
         except contacts.ContactRejected as exc:
             raise JobFailed(f"Xero refused the contact: {exc}") from exc
         except ValidationError as exc:
@@ -469,12 +597,25 @@ class Push:
 
     def key(self, operation: str, payload: Any) -> str:
         """One Idempotency-Key per change of the invoice, operation and payload: a retry of this
-        attempt repeats it (Xero replays the answer), a new change gets a new one."""
+        attempt repeats it (Xero replays the answer), a new change gets a new one. Asked for
+        before every write, so it also renews this worker's claim on the job."""
+        keep_claim(self.job)
         digest = hashlib.sha256(
             f"{self.connection.tenant_id}|{self.job.host_model}|{self.job.host_id}|"
-            f"{self.job.change_seq}|{operation}|{rules.payload_hash({'p': payload})}".encode()
+            f"{self.job.change_seq}|{self.job.key_generation}|{operation}|"
+            f"{rules.payload_hash({'p': payload})}".encode()
         ).hexdigest()
         return f"inv-{digest[:60]}"
+
+    def organisation_key(self, operation: str, payload: Any) -> str:
+        """A key for a write that belongs to the organisation rather than to one invoice (a
+        tax rate): every job making the same one sends the same key."""
+        keep_claim(self.job)
+        digest = hashlib.sha256(
+            f"{self.connection.tenant_id}|{self.job.key_generation}|{operation}|"
+            f"{rules.payload_hash({'p': payload})}".encode()
+        ).hexdigest()
+        return f"org-{digest[:60]}"
 
     def link(self) -> InvoiceLink:
         link, _ = InvoiceLink.objects.get_or_create(
@@ -486,7 +627,8 @@ class Push:
 
     def mark_ambiguous(self) -> None:
         # Set before a create: if this worker dies mid-call, the next run looks before writing.
-        SyncJob.objects.filter(pk=self.job.pk).update(ambiguous=True)
+        if not _ours(self.job).update(ambiguous=True, lease_until=timezone.now() + LEASE):
+            raise LostClaim(f"Sync job {self.job.pk} was taken over by another worker.")
         self.job.ambiguous = True
 
     # -- the work --------------------------------------------------------------------------
@@ -503,6 +645,7 @@ class Push:
             preloaded = None
         if instance is None:
             # Deleted in the CRM: voided in Xero (deleted if still a draft there).
+            link = self.reconciled(link, job.number)
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was deleted in the CRM.")
             return
@@ -510,6 +653,7 @@ class Push:
             return
         invoice = preloaded or adapter.to_invoice(instance)
         if invoice.status == InvoiceStatus.VOID:
+            link = self.reconciled(link, invoice.number)
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was voided in the CRM.")
             return
@@ -548,9 +692,15 @@ class Push:
         if link and link.xero_invoice_id and link.payload_hash == digest:
             return link  # unchanged: no call
         link = link or self.link()
+        contact_id = payload["Contact"]["ContactID"]
         if not link.xero_invoice_id and self.reconcile:
-            self.adopt_existing(link, invoice.number)
+            self.adopt_existing(link, [link.invoice_number, invoice.number], contact_id)
         if not link.xero_invoice_id:
+            if link.invoice_number != invoice.number:
+                # Remembered before the create, to find it by after an unanswered call even if
+                # the number is edited meanwhile.
+                link.invoice_number = invoice.number
+                link.save(update_fields=["invoice_number"])
             if self.batch is not None:
                 self.batch.invoices.append((self, invoice, link, payload, digest))
                 raise Deferred
@@ -582,7 +732,9 @@ class Push:
         errors = element_errors(result)
         if any(e.message == DUPLICATE_NUMBER for e in errors):
             # Made before by a run whose answer was lost: take it and update it.
-            self.adopt_existing(link, invoice.number)
+            self.adopt_existing(
+                link, [invoice.number], str(result.get("Contact", {}).get("ContactID") or "")
+            )
             if not link.xero_invoice_id:
                 raise JobFailed(DUPLICATE_NUMBER, _fields(errors))
             if self.batch is not None:
@@ -592,6 +744,12 @@ class Push:
         if errors:
             self.refresh_if_stale(errors)
             raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
+        if not result.get("InvoiceID"):
+            raise JobWaits(
+                "Xero's answer named no invoice; checking before sending again.",
+                backoff(self.job.attempts),
+                ambiguous=True,
+            )
         self.save_result(link, invoice, result, digest)
         self.invoice_link = link
         if self.batch is not None and invoice.payments and link.xero_status == "AUTHORISED":
@@ -619,20 +777,45 @@ class Push:
             connect.load_reference_data(self.connection.pk)
             stale.append("accounts")
         if stale:
+            # New keys for the next try: Xero would replay its refusal for the old ones.
+            SyncJob.objects.filter(pk=self.job.pk).update(key_generation=F("key_generation") + 1)
             raise JobWaits(f"Xero's {' and '.join(stale)} changed; reading them again. ({text})", 1)
 
     def link_id(self) -> str:
         return self.invoice_link.xero_invoice_id
 
-    def adopt_existing(self, link: InvoiceLink, number: str) -> None:
-        """Find the invoice an earlier, unanswered create may have made, by its number."""
+    def reconciled(self, link: InvoiceLink | None, number: str) -> InvoiceLink | None:
+        """After an unanswered create, the invoice Xero may hold for this one (to void it)."""
+        if self.reconcile and not (link and link.xero_invoice_id):
+            link = link or self.link()
+            self.adopt_existing(link, [link.invoice_number, number], "")
+        return link
+
+    def adopt_existing(self, link: InvoiceLink, numbers: list[str], contact_id: str) -> None:
+        """Find the invoice an earlier, unanswered create may have made, by its number. One of
+        another contact is someone else's invoice of the same number: never taken over."""
+        wanted = [n for n in dict.fromkeys(numbers) if n and "," not in n]
+        if not wanted:
+            return
         found = [
             i
-            for i in self.client.invoices_by_numbers([number])
+            for i in self.client.invoices_by_numbers(wanted)
             if i.get("Type") == "ACCREC" and i.get("Status") != "DELETED"
         ]
-        if found:
-            self.save_result(link, None, found[0], "")
+        ours = [
+            i
+            for i in found
+            if not contact_id or (i.get("Contact") or {}).get("ContactID") == contact_id
+        ]
+        if ours:
+            self.save_result(link, None, ours[0], "")
+        elif found:
+            raise JobFailed(
+                f"Invoice number {found[0].get('InvoiceNumber')} is already used by another "
+                "invoice in Xero (for another contact). Give the CRM invoice another number, or "
+                "remove the other invoice in Xero, then retry.",
+                [{"path": "number", "message": "Invoice number already used in Xero."}],
+            )
 
     def save_result(
         self, link: InvoiceLink, invoice: HostInvoice | None, result: dict[str, Any], digest: str
@@ -711,7 +894,9 @@ class Push:
                 if body["Name"].strip().lower() in taken:
                     # Xero keeps tax rate names unique: say the rate in the new one's name.
                     body["Name"] = rules.distinct_tax_name(tax)
-                match = self.client.create_tax_rate(body, idempotency_key=self.key("tax", body))
+                match = self.client.create_tax_rate(
+                    body, idempotency_key=self.organisation_key("tax", body)
+                )
                 created = True
             TaxRateMapping.objects.update_or_create(
                 account_key=self.job.account_key,
@@ -885,9 +1070,10 @@ class Push:
                 self.client.delete_payment(
                     payment["PaymentID"], idempotency_key=self.key("delete", payment["PaymentID"])
                 )
-            PaymentLink.objects.filter(
-                account_key=self.job.account_key, invoice_host_id=self.job.host_id
-            ).update(deleted_in_xero=True)
+                # Marked one by one: if a later delete fails, the links still say what Xero has.
+                PaymentLink.objects.filter(
+                    account_key=self.job.account_key, xero_payment_id=payment["PaymentID"]
+                ).update(deleted_in_xero=True)
             if payments:
                 SyncLog.objects.create(
                     connection=self.connection,

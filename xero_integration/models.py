@@ -338,6 +338,11 @@ class SyncJob(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # A write whose outcome is unknown (timeout, lost response): reconcile before writing again.
     ambiguous = models.BooleanField(default=False)
+    # Which worker's claim the job is under; a worker whose claim was taken over stops.
+    claim_token = models.CharField(max_length=32, blank=True)
+    # Bumped by staff's Retry: the writes get new Idempotency-Keys, so Xero does not replay an
+    # error it answered before the fix.
+    key_generation = models.PositiveIntegerField(default=0)
     error = models.TextField("Xero's message", blank=True)
     error_fields = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import F, Model
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -28,8 +28,9 @@ SWEEP_BATCH = 1000
 
 _UPSERT = """
 INSERT INTO {job} (account_key, host_model, host_id, number, state, change_seq, done_seq,
-                   deleted, attempts, ambiguous, error, error_fields, created_at, updated_at)
-SELECT %s, %s, %s, %s, %s, 1, 0, %s, 0, %s, '', {empty_list}, %s, %s
+                   deleted, attempts, ambiguous, claim_token, key_generation, error,
+                   error_fields, created_at, updated_at)
+SELECT %s, %s, %s, %s, %s, 1, 0, %s, 0, %s, '', 0, '', {empty_list}, %s, %s
 WHERE EXISTS (SELECT 1 FROM {connection} WHERE account_key = %s AND status <> %s)
 ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
     change_seq = {job}.change_seq + 1,
@@ -159,9 +160,14 @@ def sweep() -> int:
     from xero_integration.tasks import dispatch
 
     now = timezone.now()
+    connected = XeroConnection.objects.filter(status=ConnectionStatus.CONNECTED).values(
+        "account_key"
+    )
     due = SyncJob.objects.filter(
         Q(state=SyncJob.State.PENDING, updated_at__lt=now - SWEEP_GRACE)
         | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        # Waiting for a reconnect that has happened: due now.
+        | Q(state=SyncJob.State.WAITING, not_before=None, account_key__in=connected)
         | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
     ).values_list("account_key", "host_model", "host_id")[:SWEEP_BATCH]
     keys = list(due)
@@ -179,8 +185,14 @@ def retry(jobs: Any) -> int:
             "pk", "account_key", "host_model", "host_id"
         )
     )
-    SyncJob.objects.filter(pk__in=[k[0] for k in keys]).update(
-        state=SyncJob.State.PENDING, not_before=None, attempts=0, updated_at=timezone.now()
+    # New Idempotency-Keys: after staff fixed something in Xero, Xero must not replay the
+    # refusal it gave the old ones.
+    SyncJob.objects.filter(pk__in=[k[0] for k in keys]).exclude(state=SyncJob.State.RUNNING).update(
+        state=SyncJob.State.PENDING,
+        not_before=None,
+        attempts=0,
+        key_generation=F("key_generation") + 1,
+        updated_at=timezone.now(),
     )
     with transaction.atomic():
         for _, *key in keys:

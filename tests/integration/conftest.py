@@ -223,3 +223,21 @@ def connect_through_sandbox() -> Callable[..., Any]:
         return response
 
     return run
+
+
+@pytest.fixture
+def connected(xero_sandbox, xero_app):
+    """A CRM account connected to a sandbox organisation, its default accounts chosen."""
+    org = xero_sandbox.create_organisation(name="Demo Company (NZ)")
+    from tests.factories import AccountFactory
+
+    account = AccountFactory()
+    connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(account.pk))
+    state = xero_sandbox.organisation_state(org["tenant_id"])
+    bank = next(a for a in state["accounts"] if a["Type"] == "BANK")
+    connection.payment_account_id = bank["AccountID"]
+    connection.revenue_account_code = "200"
+    connection.base_currency = "NZD"
+    connection.country_code = "NZ"
+    connection.save()
+    return org["tenant_id"], account, connection

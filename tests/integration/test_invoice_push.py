@@ -9,31 +9,14 @@ import pytest
 
 from crm_demo.crm.models import Invoice
 from tests.factories import (
-    AccountFactory,
     InvoiceFactory,
     InvoiceLineFactory,
     PaymentFactory,
     tax_with,
 )
-from tests.integration.conftest import make_connection
 from xero_integration.models import InvoiceLink, SyncJob
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def connected(xero_sandbox, xero_app):
-    org = xero_sandbox.create_organisation(name="Demo Company (NZ)")
-    account = AccountFactory()
-    connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(account.pk))
-    state = xero_sandbox.organisation_state(org["tenant_id"])
-    bank = next(a for a in state["accounts"] if a["Type"] == "BANK")
-    connection.payment_account_id = bank["AccountID"]
-    connection.revenue_account_code = "200"
-    connection.base_currency = "NZD"
-    connection.country_code = "NZ"
-    connection.save()
-    return org["tenant_id"], account, connection
 
 
 def test_sent_invoice_with_compound_tax_and_payment_reaches_xero(xero_sandbox, connected):
