@@ -136,3 +136,35 @@ def test_bad_arguments_are_clear_errors(account_with_history):
         call_command("xero_backfill", "--since", "yesterday", stdout=StringIO())
     with pytest.raises(CommandError, match="Not connected to Xero: nope"):
         call_command("xero_backfill", "--account", "nope", stdout=StringIO())
+
+
+def test_a_backfill_stops_for_the_day_and_continues_after_the_reset(
+    xero_sandbox, account_with_history
+):
+    """On a plan with few calls a day, the backfill waits for Xero's daily reset, not fails."""
+    from django.utils import timezone
+
+    from xero_integration import backfill, services
+    from xero_integration.models import XeroConnection
+
+    tenant_id, account, invoices = account_with_history
+    xero_sandbox.set_limits(tenant_id, per_day=8)
+    connection = XeroConnection.objects.get(account_key=str(account.pk))
+    plan = backfill.plan(connection, None)
+    backfill.queue(connection, plan)
+    pauses: list[float] = []
+
+    def next_day(seconds: float) -> None:
+        pauses.append(seconds)
+        xero_sandbox.advance_clock(24 * 3600)  # Xero's day resets
+        services.reset_limiter()  # a new day's budget, as the worker learns from the headers
+        SyncJob.objects.filter(state=SyncJob.State.WAITING).update(not_before=timezone.now())
+
+    backfill.drain(connection, lambda *args: None, sleep=next_day)
+    assert pauses, "the daily budget never ran out"
+    assert not SyncJob.objects.filter(state=SyncJob.State.FAILED).exists()
+    numbers = {i["InvoiceNumber"] for i in xero_sandbox.organisation_state(tenant_id)["invoices"]}
+    assert numbers == {i.number for i in invoices}
+    assert xero_sandbox.sandbox.limit_refusals == [] or all(
+        problem == "day" for _, _, problem in xero_sandbox.sandbox.limit_refusals
+    )
