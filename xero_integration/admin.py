@@ -259,7 +259,7 @@ class SyncJobAdmin(admin.ModelAdmin):
     and retry, or mark them resolved."""
 
     list_display = ["number", "account", "state", "attempts", "error_message", "updated_at"]
-    list_filter = ["state", "account_key", "created_at", "updated_at"]
+    list_filter = ["state", "deleted", "ambiguous", "account_key", "created_at", "updated_at"]
     search_fields = ["number", "host_id", "error"]
     actions = ["retry", "mark_resolved"]
     readonly_fields = [
