@@ -21,7 +21,7 @@ demo: install
 
 ## make test: the whole suite on SQLite, or on PostgreSQL when DATABASE_URL is set
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses=4
 
 ## make soak: worker processes on PostgreSQL and Redis under injected faults (needs both)
 soak: install
