@@ -11,42 +11,27 @@ def install_schedules(**kwargs: Any) -> None:
 
     from xero_integration import app_settings
 
-    Schedule.objects.update_or_create(
-        name="xero_integration.import_contact_changes",
-        defaults={
-            "func": "xero_integration.tasks.import_contact_changes",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": app_settings.CONTACT_IMPORT_MINUTES,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.update_or_create(
-        name="xero_integration.process_webhook_events",
-        defaults={
-            "func": "xero_integration.tasks.process_webhook_events",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 5,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.update_or_create(
-        name="xero_integration.sweep_sync_jobs",
-        defaults={
-            "func": "xero_integration.tasks.sweep_sync_jobs",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.update_or_create(
-        name="xero_integration.resume_contact_imports",
-        defaults={
-            "func": "xero_integration.tasks.resume_contact_imports",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 5,
-            "repeats": -1,
-        },
-    )
+    every_minutes = {
+        # Contact changes in Xero, read with If-Modified-Since.
+        "import_contact_changes": app_settings.CONTACT_IMPORT_MINUTES,
+        # Webhook events whose processing waited (Xero unavailable, a reconnect).
+        "process_webhook_events": 5,
+        # Sync jobs whose task or worker was lost, or whose wait is over.
+        "sweep_sync_jobs": 1,
+        # Contact imports that wait for Xero or whose worker stopped.
+        "resume_contact_imports": 5,
+    }
+    for task, minutes in every_minutes.items():
+        Schedule.objects.update_or_create(
+            name=f"xero_integration.{task}",
+            defaults={
+                "func": f"xero_integration.tasks.{task}",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+    # Refresh tokens unused for 30 days, before Xero's 60-day expiry.
     Schedule.objects.update_or_create(
         name="xero_integration.keep_tokens_alive",
         defaults={
