@@ -625,6 +625,18 @@ class Push:
         )
         return link
 
+    def note(self, action: str, outcome: str, message: str) -> None:
+        """A sync log entry about this job's invoice."""
+        SyncLog.objects.create(
+            connection=self.connection,
+            account_key=self.job.account_key,
+            job=self.job,
+            host_id=self.job.host_id,
+            action=action,
+            outcome=outcome,
+            message=message,
+        )
+
     def mark_ambiguous(self) -> None:
         # Set before a create: if this worker dies mid-call, the next run looks before writing.
         if not _ours(self.job).update(ambiguous=True, lease_until=timezone.now() + LEASE):
@@ -838,14 +850,10 @@ class Push:
         link.pushed_at = timezone.now()
         link.save()
         if link.total_mismatch:
-            SyncLog.objects.create(
-                connection=self.connection,
-                account_key=self.job.account_key,
-                job=self.job,
-                host_id=self.job.host_id,
-                action="total_mismatch",
-                outcome=SyncLog.Outcome.FAILED,
-                message=f"Invoice {link.invoice_number}: the CRM's total {link.crm_total} differs "
+            self.note(
+                "total_mismatch",
+                SyncLog.Outcome.FAILED,
+                f"Invoice {link.invoice_number}: the CRM's total {link.crm_total} differs "
                 f"from Xero's {link.xero_total}.",
             )
 
@@ -1075,25 +1083,17 @@ class Push:
                     account_key=self.job.account_key, xero_payment_id=payment["PaymentID"]
                 ).update(deleted_in_xero=True)
             if payments:
-                SyncLog.objects.create(
-                    connection=self.connection,
-                    account_key=self.job.account_key,
-                    job=self.job,
-                    host_id=self.job.host_id,
-                    action="payments_removed",
-                    outcome=SyncLog.Outcome.INFO,
-                    message=f"Invoice {link.invoice_number}: removed {len(payments)} payment(s) in "
+                self.note(
+                    "payments_removed",
+                    SyncLog.Outcome.INFO,
+                    f"Invoice {link.invoice_number}: removed {len(payments)} payment(s) in "
                     "Xero so that the invoice could be voided.",
                 )
         body = {"InvoiceID": link.xero_invoice_id, "Status": target}
         result = self.client.post_invoice(body, idempotency_key=self.key(target, body))
         self.save_result(link, None, result, link.payload_hash)
-        SyncLog.objects.create(
-            connection=self.connection,
-            account_key=self.job.account_key,
-            job=self.job,
-            host_id=self.job.host_id,
-            action="invoice_removed",
-            outcome=SyncLog.Outcome.INFO,
-            message=f"Invoice {link.invoice_number}: {why} It is {target.lower()} in Xero.",
+        self.note(
+            "invoice_removed",
+            SyncLog.Outcome.INFO,
+            f"Invoice {link.invoice_number}: {why} It is {target.lower()} in Xero.",
         )

@@ -15,8 +15,6 @@ import pytest
 import requests
 
 from tests.sandbox.test_accounting_rules import (
-    CLIENT_ID,
-    CLIENT_SECRET,
     DUPLICATE_NAME,
     INVOICE_DATE,
     Org,
@@ -37,28 +35,6 @@ CONTACT_REQUIRED = (
 def epoch_ms(day: str) -> int:
     moment = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
-
-
-@pytest.fixture
-def make_org(xero_sandbox):
-    xero_sandbox.register_app(CLIENT_ID, client_secret=CLIENT_SECRET)
-
-    def make(**options) -> Org:
-        created = xero_sandbox.create_organisation(**options)
-        tokens = xero_sandbox.issue_tokens(CLIENT_ID, [created["tenant_id"]])
-        return Org(
-            xero_sandbox,
-            created["tenant_id"],
-            created.get("short_code", ""),
-            tokens["access_token"],
-        )
-
-    return make
-
-
-@pytest.fixture
-def org(make_org) -> Org:
-    return make_org()
 
 
 @pytest.fixture
