@@ -299,10 +299,14 @@ class SyncJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="In Xero")
     def xero_link(self, obj: SyncJob) -> str:
-        link = InvoiceLink.objects.filter(
-            account_key=obj.account_key, host_model=obj.host_model, host_id=obj.host_id
-        ).first()
         connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
+        link = (
+            InvoiceLink.objects.of(connection)
+            .filter(host_model=obj.host_model, host_id=obj.host_id)
+            .first()
+            if connection
+            else None
+        )
         if not link or not link.xero_invoice_id or not connection:
             return "Not in Xero yet"
         url = services.xero_invoice_url(
@@ -394,9 +398,11 @@ class PaymentLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "amount",
         "date",
         "xero_payment_id",
-        "deleted_in_xero",
+        "state",
+        "origin",
+        "tenant_id",
     ]
-    list_filter = ["deleted_in_xero"]
+    list_filter = ["state", "origin"]
     search_fields = ["xero_payment_id", "host_id", "invoice_host_id"]
 
 

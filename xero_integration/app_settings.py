@@ -85,6 +85,12 @@ class AppSettings:
         return [k.strip() for k in keys]
 
     @property
+    def RUN_SECONDS(self) -> float:
+        """How long one sync run may keep starting calls to Xero (well inside the task
+        timeout: see the system check xero_integration.E004)."""
+        return float(self._setting("RUN_SECONDS", 60))
+
+    @property
     def REQUEST_TIMEOUT(self) -> float:
         """Seconds to wait for Xero to answer one call before giving up on it."""
         return float(self._setting("REQUEST_TIMEOUT", 30))

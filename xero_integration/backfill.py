@@ -50,19 +50,17 @@ def plan(connection: XeroConnection, since: datetime.date | None) -> Plan:
     """The invoices of the account not yet in Xero, as a backfill would send them."""
     adapter = get_adapter()
     linked = set(
-        InvoiceLink.objects.filter(account_key=connection.account_key)
+        InvoiceLink.objects.of(connection)
         .exclude(xero_invoice_id="")
         .values_list("host_id", flat=True)
     )
     contact_links = set(
-        ContactLink.objects.filter(account_key=connection.account_key)
+        ContactLink.objects.of(connection)
         .exclude(xero_contact_id=None)
         .values_list("host_id", flat=True)
     )
     mapped = set(
-        TaxRateMapping.objects.filter(account_key=connection.account_key)
-        .exclude(tax_type="")
-        .values_list("host_id", flat=True)
+        TaxRateMapping.objects.of(connection).exclude(tax_type="").values_list("host_id", flat=True)
     )
     result = Plan()
     for instance in adapter.backfill_invoices(connection.account_key, since):

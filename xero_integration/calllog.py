@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,9 +58,12 @@ class Call:
 
 @dataclass
 class CallRecorder:
-    """Attach to a requests session; collects each call's outline and redacted bodies."""
+    """Attach to a requests session; collects each call's outline and redacted bodies, and
+    hands each to ``on_call`` as it happens (to write it down before anything else can go
+    wrong)."""
 
     calls: list[Call] = field(default_factory=list)
+    on_call: Callable[[Call], None] | None = None
 
     def attach(self, session: requests.Session) -> requests.Session:
         session.hooks["response"].append(self._record)
@@ -82,6 +86,8 @@ class CallRecorder:
                 response_body=redact(response.text),
             )
         )
+        if self.on_call is not None:
+            self.on_call(self.calls[-1])
 
     def drain(self) -> list[Call]:
         calls, self.calls = self.calls, []

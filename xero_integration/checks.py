@@ -13,6 +13,8 @@ from xero_integration import app_settings
 from xero_integration.adapters import DefaultXeroAdapter
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: Seconds a run needs beyond its last call: writing its outcomes and the log.
+RUN_MARGIN_SECONDS = 15
 
 
 @checks.register()
@@ -96,6 +98,29 @@ def check_task_queue(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
                 f"Q_CLUSTER['timeout'] ({timeout}).",
                 hint="Otherwise a slow sync runs twice at once in two workers.",
                 id="xero_integration.E003",
+            )
+        ]
+    return []
+
+
+@checks.register()
+def check_run_fits_the_task_timeout(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E004: a sync run (XERO_RUN_SECONDS, then one more call of XERO_REQUEST_TIMEOUT) must
+    end inside django-q2's task timeout, or the worker is killed mid-batch."""
+    cluster = getattr(settings, "Q_CLUSTER", {}) or {}
+    timeout = cluster.get("timeout")
+    needed = app_settings.RUN_SECONDS + app_settings.REQUEST_TIMEOUT + RUN_MARGIN_SECONDS
+    if timeout is not None and timeout < needed:
+        return [
+            checks.Error(
+                f"Q_CLUSTER['timeout'] ({timeout} s) leaves no room for a sync run: it must be at "
+                f"least XERO_RUN_SECONDS ({app_settings.RUN_SECONDS:g}) + XERO_REQUEST_TIMEOUT "
+                f"({app_settings.REQUEST_TIMEOUT:g}) + {RUN_MARGIN_SECONDS} = {needed:g} s.",
+                hint="Raise Q_CLUSTER['timeout'] (and 'retry' above it), or lower "
+                "XERO_RUN_SECONDS.",
+                id="xero_integration.E004",
             )
         ]
     return []

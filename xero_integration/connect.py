@@ -18,7 +18,6 @@ from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
     ConnectAttempt,
     ConnectionStatus,
-    ContactLink,
     SyncLog,
     XeroConnection,
 )
@@ -109,10 +108,14 @@ def finish(attempt_id: str) -> None:
         connection, _ = XeroConnection.objects.select_for_update().get_or_create(
             account_key=attempt.account_key
         )
-        previous_tenant = connection.tenant_id
+        if connection.tenant_id != chosen["tenant_id"]:
+            # Another organisation: what was read from the previous one means nothing here.
+            # Links and mappings are kept per organisation (history, and a switch back), and
+            # the contact import starts afresh for this one.
+            connection.switch_organisation(chosen["tenant_id"])
+            connection.contact_imports.all().delete()
         connection.status = ConnectionStatus.CONNECTED
         connection.status_reason = ""
-        connection.tenant_id = chosen["tenant_id"]
         connection.tenant_name = chosen["tenant_name"]
         connection.tenant_type = chosen["tenant_type"]
         connection.connection_id = chosen["connection_id"]
@@ -125,15 +128,6 @@ def finish(attempt_id: str) -> None:
         connection.connected_by = attempt.user
         connection.connected_at = timezone.now()
         connection.disconnected_at = None
-        if previous_tenant and previous_tenant != connection.tenant_id:
-            # Another organisation: the old one's accounts, contacts and imports mean nothing
-            # here.
-            ContactLink.objects.filter(account_key=connection.account_key).delete()
-            connection.contact_imports.all().delete()
-            connection.accounts = []
-            connection.accounts_loaded_at = None
-            connection.payment_account_id = ""
-            connection.revenue_account_code = ""
         connection.save()
         attempt.state = ConnectAttempt.State.DONE
         attempt.forget_secrets()

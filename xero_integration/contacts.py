@@ -200,7 +200,7 @@ def apply_contacts(
     host_model = adapter.contact_model()
     ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
     links: dict[str, list[ContactLink]] = {}
-    for link in ContactLink.objects.filter(account_key=account_key, xero_contact_id__in=ids):
+    for link in ContactLink.objects.of(connection).filter(xero_contact_id__in=ids):
         links.setdefault(link.xero_contact_id or "", []).append(link)
     incoming = [rules.imported_contact(item) for item in items if item.get("ContactID")]
     active = [contact for contact in incoming if not contact.archived]
@@ -229,6 +229,7 @@ def apply_contacts(
                 new_links.append(
                     ContactLink(
                         account_key=account_key,
+                        tenant_id=connection.tenant_id,
                         host_model=host_model,
                         host_id=written[xero_id],
                         xero_contact_id=xero_id,
@@ -313,17 +314,20 @@ def _log(connection: XeroConnection, action: str, outcome: str, message: str, **
 # ---- matching at invoice time ---------------------------------------------------------------
 
 
-def _claim_link(account_key: str, host: HostContact) -> ContactLink:
+def _claim_link(connection: XeroConnection, host: HostContact) -> ContactLink:
     # Insert first: a transaction that starts by reading and then writes can be refused at once
     # by SQLite when another one does the same; one that starts with the write waits its turn.
     try:
         with transaction.atomic():
             return ContactLink.objects.create(
-                account_key=account_key, host_model=host.host_model, host_id=host.host_id
+                account_key=connection.account_key,
+                tenant_id=connection.tenant_id,
+                host_model=host.host_model,
+                host_id=host.host_id,
             )
     except IntegrityError:
-        return ContactLink.objects.get(
-            account_key=account_key, host_model=host.host_model, host_id=host.host_id
+        return ContactLink.objects.of(connection).get(
+            host_model=host.host_model, host_id=host.host_id
         )
 
 
@@ -346,17 +350,15 @@ def xero_contact_id(connection: XeroConnection, client: XeroClient, host: HostCo
     ContactNumber comes first, so a retried or concurrent creation finds the contact instead of
     making another.
     """
-    account_key = connection.account_key
     existing = (
-        ContactLink.objects.filter(
-            account_key=account_key, host_model=host.host_model, host_id=host.host_id
-        )
+        ContactLink.objects.of(connection)
+        .filter(host_model=host.host_model, host_id=host.host_id)
         .exclude(xero_contact_id=None)
         .first()
     )
     if existing is not None:
         return existing.merged_into or existing.xero_contact_id or ""
-    link = _claim_link(account_key, host)
+    link = _claim_link(connection, host)
     locking = db_connection.features.has_select_for_update
     # SQLite has no row locks; a transaction spanning the calls would only hold its database
     # lock longer, so there the Idempotency-Key and the ContactNumber lookup do the work.
@@ -421,12 +423,13 @@ def xero_contact_ids(
     Contacts it cannot settle (a name twice in the batch, or one Xero refused) are left out;
     their invoices resolve them one by one with ``xero_contact_id``.
     """
-    account_key = connection.account_key
     by_id = {host.host_id: host for host in hosts}
     result: dict[str, str] = {}
-    for link in ContactLink.objects.filter(
-        account_key=account_key, host_id__in=list(by_id)
-    ).exclude(xero_contact_id=None):
+    for link in (
+        ContactLink.objects.of(connection)
+        .filter(host_id__in=list(by_id))
+        .exclude(xero_contact_id=None)
+    ):
         if by_id.get(link.host_id) and by_id[link.host_id].host_model == link.host_model:
             result[link.host_id] = link.merged_into or link.xero_contact_id or ""
     names: dict[str, int] = {}
@@ -440,7 +443,7 @@ def xero_contact_ids(
     if not pending:
         return result
     locking = db_connection.features.has_select_for_update
-    claims = [_claim_link(account_key, host) for host in pending]
+    claims = [_claim_link(connection, host) for host in pending]
     with transaction.atomic() if locking else nullcontext():
         if locking:
             claims = list(

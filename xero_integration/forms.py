@@ -40,12 +40,24 @@ class DefaultAccountsForm(forms.Form):
         ]
 
     def save(self) -> XeroConnection:
-        """Store the choices on the connection."""
+        """Store the choices on the connection; invoices that failed for want of them are
+        sent now."""
+        from xero_integration import outbox
+        from xero_integration.models import SyncJob
+
         self.connection.payment_account_id = self.cleaned_data["payment_account_id"]
         self.connection.revenue_account_code = self.cleaned_data["revenue_account_code"]
+        self.connection.remember_defaults()
         self.connection.save(
-            update_fields=["payment_account_id", "revenue_account_code", "updated_at"]
+            update_fields=[
+                "payment_account_id",
+                "revenue_account_code",
+                "organisation_defaults",
+                "updated_at",
+            ]
         )
+        if self.connection.is_connected:
+            outbox.requeue_account(self.connection.account_key, reasons=(SyncJob.Reason.SETUP,))
         return self.connection
 
 

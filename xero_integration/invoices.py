@@ -1,33 +1,40 @@
 """Pushing a host invoice (and its payments) to Xero: the sync job's run.
 
-One run brings Xero to the invoice's current state: contact, tax rates, currency, the invoice
-(created once, then updated only when its payload changed), status, payments, void or delete.
-Every write carries an Idempotency-Key tied to the job's change and payload; a write whose
-outcome is unknown is reconciled (by invoice number, or by the invoice's payments) before it is
-made again. Transient trouble makes the job wait and retry; Xero's refusals fail it with
-Xero's message until staff fix the data and retry.
+One run brings the connected organisation to the invoice's current state: contact, tax rates,
+currency, the invoice (created once, then updated only when its payload changed), status,
+payments, void or delete. The decisions are made by ``sync.plan`` from plain values; this
+module reads what those decisions need, makes the calls and records what happened.
+
+Every write carries an Idempotency-Key tied to the job's change and payload, and is recorded
+before it is sent (an invoice create as a fingerprint on its link, a payment create or delete
+as the payment link's state), so a write whose answer is lost is settled from Xero's side on
+the next run before anything is sent again. Transient trouble makes the job wait and retry;
+Xero's refusals fail it with Xero's message until staff fix the data and retry. A run stops
+starting calls at its deadline, well inside the task's timeout.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from xero_integration import app_settings, connect, contacts
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
-from xero_integration.calllog import CallRecorder
+from xero_integration.calllog import Call, CallRecorder
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
@@ -40,8 +47,10 @@ from xero_integration.models import (
     XeroConnection,
 )
 from xero_integration.sync import invoices as rules
+from xero_integration.sync import plan
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import (
+    DeadlineReached,
     FieldError,
     Forbidden,
     RateLimited,
@@ -54,39 +63,67 @@ from xero_integration.xero.errors import (
 
 logger = logging.getLogger(__name__)
 
-#: A running job not finished within this time is taken to have lost its worker; each write
-#: renews it.
-LEASE = timedelta(minutes=5)
-#: A batch run stops starting new jobs after this long and hands the rest back.
-RUN_LIMIT = timedelta(minutes=2)
 #: How many times a refusal caused by out-of-date reference data is retried after a refresh.
 STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
 BACKOFF_CAP = 3600.0
 DUPLICATE_NUMBER = "Invoice # must be unique."
+NOT_MODIFIABLE = "Invoice not of valid status for modification"
+PAYMENT_ALLOCATED = "has a payment or credit note allocated"
+ALREADY_DELETED = "already been deleted"
 CURRENCY_HELP = (
     "Organisation is not subscribed to currency {code}. The invoice's currency is not enabled "
     "in Xero and could not be added: enable multi-currency in your Xero plan, or add {code} in "
     "Xero (Settings → Currencies); the invoice is sent again when you retry."
 )
+Reason = SyncJob.Reason
+
+
+def run_seconds() -> float:
+    """How long one run may keep starting calls to Xero."""
+    return app_settings.RUN_SECONDS
+
+
+def lease() -> timedelta:
+    """How long a claimed job stays claimed without news from its worker: the run, one call
+    after its deadline, and a margin. Each write renews it."""
+    return timedelta(seconds=run_seconds() + app_settings.REQUEST_TIMEOUT + 30)
 
 
 class JobFailed(Exception):
     """Xero refused, or the data cannot go to Xero: kept on the job until staff act."""
 
-    def __init__(self, message: str, fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        fields: list[dict[str, str]] | None = None,
+        reason: str = Reason.REFUSED,
+    ) -> None:
         super().__init__(message)
         self.fields = fields or []
+        self.reason = reason
 
 
 class JobWaits(Exception):
     """Try again later (after ``seconds``, or when the connection is back if None)."""
 
-    def __init__(self, message: str, seconds: float | None, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, seconds: float | None, reason: str = Reason.UNAVAILABLE):
         super().__init__(message)
         self.seconds = seconds
-        self.ambiguous = ambiguous
+        self.reason = reason
+
+
+class LostClaim(Exception):
+    """The job's lease ran out and another worker took it over: this worker stops touching it."""
+
+
+class Released(Exception):
+    """The run's time is up before this job's work was done: it goes back to the queue."""
+
+
+class Deferred(Exception):
+    """The job's create waits for the batch's shared call."""
 
 
 def _fields(errors: list[FieldError]) -> list[dict[str, str]]:
@@ -96,29 +133,31 @@ def _fields(errors: list[FieldError]) -> list[dict[str, str]]:
 # ---- claiming and finishing ---------------------------------------------------------------
 
 
+def _due(now: Any, connected: bool) -> Q:
+    due = (
+        Q(state=SyncJob.State.PENDING)
+        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
+        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
+    )
+    if connected:
+        # Jobs that waited for a reconnect are due once it happened.
+        due |= Q(state=SyncJob.State.WAITING, not_before=None)
+    return due
+
+
 def claim(account_key: str, host_model: str, host_id: str) -> SyncJob | None:
     """Take the job for this worker if it is due: pending, waiting and past its time, or
     running with an expired lease (its worker died). Only one worker wins."""
     now = timezone.now()
-    due = (
-        Q(state=SyncJob.State.PENDING)
-        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
-        | Q(state=SyncJob.State.WAITING, not_before=None)
-        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
-    )
     jobs = SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id)
     token = uuid.uuid4().hex
-    claimed = jobs.filter(due).update(
-        state=SyncJob.State.RUNNING, lease_until=now + LEASE, updated_at=now, claim_token=token
+    claimed = jobs.filter(_due(now, connected=True)).update(
+        state=SyncJob.State.RUNNING, lease_until=now + lease(), updated_at=now, claim_token=token
     )
     if not claimed:
         return None
     job = jobs.first()
     return job if job is not None and job.claim_token == token else None
-
-
-class LostClaim(Exception):
-    """The job's lease ran out and another worker took it over: this worker stops touching it."""
 
 
 def _ours(job: SyncJob):
@@ -129,13 +168,13 @@ def _ours(job: SyncJob):
 
 def keep_claim(job: SyncJob) -> None:
     """Renew the job's lease before a write; raise LostClaim when another worker has it."""
-    if not _ours(job).update(lease_until=timezone.now() + LEASE):
+    if not _ours(job).update(lease_until=timezone.now() + lease()):
         raise LostClaim(f"Sync job {job.pk} was taken over by another worker.")
 
 
 def _release(job: SyncJob) -> None:
-    """Hand a claimed job back untouched (this run took long enough)."""
-    if _ours(job).update(state=SyncJob.State.PENDING, lease_until=None):
+    """Hand a claimed job back (this run's time is up)."""
+    if _ours(job).update(state=SyncJob.State.PENDING, lease_until=None, updated_at=timezone.now()):
         _redispatch(job)
 
 
@@ -149,6 +188,7 @@ def _finish(job: SyncJob, seq: int) -> None:
             done_seq=seq,
             error="",
             error_fields=[],
+            reason="",
             attempts=0,
             ambiguous=False,
             lease_until=None,
@@ -169,26 +209,28 @@ def _redispatch(job: SyncJob) -> None:
     dispatch("xero_integration.tasks.push_invoice", job.account_key, job.host_model, job.host_id)
 
 
-def _fail(job: SyncJob, message: str, fields: list[dict[str, str]]) -> None:
+def _fail(job: SyncJob, outcome: JobFailed) -> None:
     _ours(job).update(
         state=SyncJob.State.FAILED,
-        error=message,
-        error_fields=fields,
+        error=str(outcome),
+        error_fields=outcome.fields,
+        reason=outcome.reason,
         lease_until=None,
         updated_at=timezone.now(),
     )
 
 
-def _wait(job: SyncJob, reason: JobWaits) -> None:
+def _wait(job: SyncJob, outcome: JobWaits) -> None:
     now = timezone.now()
-    not_before = None if reason.seconds is None else now + timedelta(seconds=reason.seconds)
+    not_before = None if outcome.seconds is None else now + timedelta(seconds=outcome.seconds)
     _ours(job).update(
         state=SyncJob.State.WAITING,
-        error=str(reason),
+        error=str(outcome),
+        reason=outcome.reason,
         not_before=not_before,
         lease_until=None,
         attempts=job.attempts + 1,
-        ambiguous=job.ambiguous or reason.ambiguous,
+        ambiguous=job.ambiguous or outcome.reason == Reason.UNANSWERED,
         updated_at=now,
     )
 
@@ -217,20 +259,12 @@ def claim_batch(
         job = claim(account_key, *first)
         if job is not None:
             jobs.append(job)
-    now = timezone.now()
-    due = (
-        Q(state=SyncJob.State.PENDING)
-        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
-        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
-    )
-    if XeroConnection.objects.filter(
+    connected = XeroConnection.objects.filter(
         account_key=account_key, status=ConnectionStatus.CONNECTED
-    ).exists():
-        # Jobs that waited for a reconnect are due once it happened.
-        due |= Q(state=SyncJob.State.WAITING, not_before=None)
+    ).exists()
     candidates = (
         SyncJob.objects.filter(account_key=account_key)
-        .filter(due)
+        .filter(_due(timezone.now(), connected))
         .exclude(pk__in=[j.pk for j in jobs])
         .order_by("created_at", "pk")
         .values_list("host_model", "host_id")[: max(0, limit - len(jobs))]
@@ -242,86 +276,137 @@ def claim_batch(
     return jobs
 
 
+#: The outcome of a job whose work waits in the batch's shared calls.
+PENDING = object()
+
+
 @dataclass
 class Batch:
     """Creations collected from several jobs, sent in shared calls (summarizeErrors=false)."""
 
-    invoices: list[tuple[Any, HostInvoice, InvoiceLink, dict[str, Any], str]] = field(
+    invoices: list[tuple[Push, HostInvoice, InvoiceLink, dict[str, Any], str]] = field(
         default_factory=list
     )
-    payments: list[tuple[Any, HostPayment, dict[str, Any]]] = field(default_factory=list)
+    payments: list[tuple[Push, HostPayment, dict[str, Any]]] = field(default_factory=list)
 
 
-class Deferred(Exception):
-    """The job's create waits for the batch call."""
+class Run:
+    """One worker's run over a batch of claimed jobs of one CRM account."""
 
+    def __init__(self, account_key: str, jobs: list[SyncJob]) -> None:
+        self.account_key = account_key
+        self.jobs = jobs
+        self.deadline = time.monotonic() + run_seconds()
+        self.connection = XeroConnection.objects.filter(account_key=account_key).first()
+        self.adapter = get_adapter()
+        self.outcomes: dict[int, Any] = {}
+        self.batch = Batch()
+        self.serving: list[SyncJob] = []
+        self.recorder = CallRecorder(on_call=self._log_call)
+        self._client: XeroClient | None = None
 
-def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
-    """Claim and run the due jobs of one CRM account; return how many ran."""
-    jobs = claim_batch(account_key, first)
-    if not jobs:
-        return 0
-    started = time.monotonic()
-    recorder = CallRecorder()
-    connection = XeroConnection.objects.filter(account_key=account_key).first()
-    outcomes: dict[int, Exception | None] = {}
-    batch = Batch()
-    client: XeroClient | None = None
-    adapter = get_adapter()
-    preloaded: dict[int, tuple[Any, HostInvoice]] = {}
-    contact_ids: dict[str, str] = {}
-    if connection is not None and connection.is_connected and len(jobs) > 1:
-        client = connect.api_client(connection, recorder)
-        preloaded, contact_ids = _prepare(jobs, connection, adapter, client)
-    for job in jobs:
-        if time.monotonic() - started > RUN_LIMIT.total_seconds():
-            # Well inside the lease: the rest go back to the queue rather than risk it.
-            outcomes[job.pk] = Released()
-            continue
+    @property
+    def client(self) -> XeroClient:
+        if self._client is None:
+            assert self.connection is not None
+            self._client = connect.api_client(self.connection, self.recorder)
+            self._client.deadline = self.deadline
+        return self._client
+
+    @contextmanager
+    def serving_jobs(self, jobs: list[SyncJob]) -> Iterator[None]:
+        """Calls made inside are recorded against these jobs."""
+        previous, self.serving = self.serving, jobs
         try:
-            if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
-                raise JobFailed("This CRM account is not connected to Xero.")
-            if not connection.is_connected:
-                raise JobWaits("Waiting for the Xero connection to be reconnected.", None)
-            push = Push(job, connection, adapter, recorder, batch=batch)
-            push.preloaded = preloaded.get(job.pk)
-            push.contact_ids = contact_ids
-            if client is not None:
-                push._client = client
-            try:
-                push.run()
-            finally:
-                client = getattr(push, "_client", client)
-            outcomes[job.pk] = None
-        except Deferred:
-            outcomes[job.pk] = None
-        except (JobFailed, JobWaits, LostClaim) as outcome:
-            outcomes[job.pk] = outcome
-        except Exception as exc:  # a bug must leave the job retryable and readable, not lost
-            logger.exception("Sync job %s crashed", job.pk)
-            outcomes[job.pk] = JobWaits(
-                f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts)
+            yield
+        finally:
+            self.serving = previous
+
+    def _log_call(self, call: Call) -> None:
+        """Write each call to the sync log as it happens: a run killed mid-way loses none."""
+        jobs = self.serving or self.jobs[:1]
+        first = jobs[0]
+        numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
+        more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
+        label = "Invoice" if len(jobs) == 1 else "Invoices"
+        details: dict[str, Any] = {"query": call.query} if call.query else {}
+        if len(jobs) > 1:
+            details["jobs"] = [j.pk for j in jobs]
+        try:
+            SyncLog.objects.create(
+                connection=self.connection,
+                account_key=self.account_key,
+                job=first,
+                host_id=first.host_id,
+                action=f"{call.method} {call.path}"[:255],
+                outcome=SyncLog.Outcome.OK if call.status < 400 else SyncLog.Outcome.FAILED,
+                http_status=call.status or None,
+                correlation_id=call.correlation_id,
+                message=f"{label} {numbers}{more}",
+                details=details,
+                request_body=call.request_body,
+                response_body=call.response_body,
             )
-    if batch.invoices or batch.payments:
-        try:
-            _send_batch(batch, outcomes)
-        except Exception as exc:  # as above: nothing is lost, everything is retried
-            logger.exception("Batch for account %s crashed", account_key)
-            for push, *_ in [*batch.invoices, *batch.payments]:
-                outcomes[push.job.pk] = JobWaits(
-                    f"Unexpected error: {exc}", backoff(0), ambiguous=True
-                )
-    batch_calls = recorder.drain()
-    for job in jobs:
-        outcome = outcomes.get(job.pk)
-        calls = batch_calls if job is jobs[0] else []
+        except Exception:  # the call happened; a log row that cannot be written is not fatal
+            logger.exception("Could not record a call to Xero in the sync log")
+
+    def execute(self) -> int:
+        connection = self.connection
+        preloaded: dict[int, tuple[Any, HostInvoice]] = {}
+        contact_ids: dict[str, str] = {}
+        if connection is not None and connection.is_connected and len(self.jobs) > 1:
+            with self.serving_jobs(self.jobs), suppress(DeadlineReached):
+                preloaded, contact_ids = _prepare(self, self.jobs)
+        for job in self.jobs:
+            if time.monotonic() >= self.deadline:
+                self.outcomes[job.pk] = Released()
+                continue
+            try:
+                if connection is None or not connection.is_connected:
+                    raise JobWaits(
+                        "Waiting for the CRM account to be reconnected to Xero.",
+                        None,
+                        Reason.RECONNECT,
+                    )
+                push = Push(self, job)
+                push.preloaded = preloaded.get(job.pk)
+                push.contact_ids = contact_ids
+                with self.serving_jobs([job]):
+                    push.run()
+                self.outcomes[job.pk] = None
+            except Deferred:
+                self.outcomes[job.pk] = PENDING
+            except (JobFailed, JobWaits, LostClaim, Released) as outcome:
+                self.outcomes[job.pk] = outcome
+            except Exception as exc:  # a bug must leave the job retryable and readable
+                logger.exception("Sync job %s crashed", job.pk)
+                self.outcomes[job.pk] = _crashed(exc, job)
+        if self.batch.invoices or self.batch.payments:
+            try:
+                _send_batch(self)
+            except Exception as exc:  # as above: nothing is lost, everything is retried
+                logger.exception("Batch for account %s crashed", self.account_key)
+                for job_pk, outcome in self.outcomes.items():
+                    if outcome is PENDING:
+                        self.outcomes[job_pk] = JobWaits(
+                            f"Unexpected error: {exc}", backoff(0), Reason.CRASHED
+                        )
+        for job in self.jobs:
+            self._settle(job, self.outcomes.get(job.pk, PENDING))
+        return len(self.jobs)
+
+    def _settle(self, job: SyncJob, outcome: Any) -> None:
+        if outcome is PENDING:
+            # Every part of a batch sets its jobs' outcomes; one left over is retried rather
+            # than marked done with work undone.
+            outcome = JobWaits("The batch ended before this invoice's turn.", 1, Reason.CRASHED)
         if isinstance(outcome, LostClaim):
-            continue  # another worker runs it now
+            return  # another worker runs it now
         if isinstance(outcome, Released):
             _release(job)
-            continue
+            return
         if isinstance(outcome, JobFailed):
-            _fail(job, str(outcome), outcome.fields)
+            _fail(job, outcome)
             outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
         elif isinstance(outcome, JobWaits):
             _wait(job, outcome)
@@ -330,18 +415,64 @@ def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
             _finish(job, job.change_seq)
             outcome_name, message = SyncLog.Outcome.OK, ""
         try:
-            _log(job, connection, calls, outcome_name, message)
-        except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
+            SyncLog.objects.create(
+                connection=self.connection,
+                account_key=job.account_key,
+                job=job,
+                host_id=job.host_id,
+                action="invoice_sync",
+                outcome=outcome_name,
+                message=f"Invoice {job.number}: {message}" if message else f"Invoice {job.number}",
+            )
+        except Exception:  # the job's state is saved; a log that cannot be written is not fatal
             logger.exception("Could not write the sync log of job %s", job.pk)
-    return len(jobs)
 
 
-class Released(Exception):
-    """The run handed this job back unstarted."""
+def _crashed(exc: Exception, job: SyncJob) -> JobWaits:
+    return JobWaits(
+        f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts), Reason.CRASHED
+    )
+
+
+def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
+    """Claim and run the due jobs of one CRM account; return how many ran."""
+    jobs = claim_batch(account_key, first)
+    if not jobs:
+        return 0
+    return Run(account_key, jobs).execute()
+
+
+@contextmanager
+def consistent_read() -> Iterator[None]:
+    """Read the host's invoice, lines and payments as of one moment: one transaction, and on
+    PostgreSQL a repeatable-read snapshot (its default isolation lets each query see a
+    different commit)."""
+    if transaction.get_connection().in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if db_connection.vendor == "postgresql":
+            with db_connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def read_invoice(
+    adapter: DefaultXeroAdapter, job: SyncJob
+) -> tuple[Any | None, HostInvoice | None]:
+    """The host invoice of a job and its plain data, read consistently; (None, None) when it
+    was deleted, (instance, None) when it does not belong in Xero."""
+    with consistent_read():
+        instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
+        if instance is None:
+            return None, None
+        if not adapter.should_sync(instance):
+            return instance, None
+        return instance, adapter.to_invoice(instance)
 
 
 def _prepare(
-    jobs: list[SyncJob], connection: XeroConnection, adapter: DefaultXeroAdapter, client: Any
+    run: Run, jobs: list[SyncJob]
 ) -> tuple[dict[int, tuple[Any, HostInvoice]], dict[str, str]]:
     """Read the batch's invoices once, and settle their contacts in a few shared calls. An
     invoice that cannot be read here is left to its own run, which reports the problem."""
@@ -351,147 +482,178 @@ def _prepare(
         if job.deleted:
             continue
         try:
-            instance = adapter.load_invoice(job.host_model, job.host_id)
-            if instance is None or not adapter.should_sync(instance):
-                continue
-            data = adapter.to_invoice(instance)
+            instance, data = read_invoice(run.adapter, job)
         except Exception:  # reported by the job's own run
             logger.exception("Could not read invoice %s for a batch", job.host_id)
+            continue
+        if instance is None or data is None:
             continue
         preloaded[job.pk] = (instance, data)
         kept_back = data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
         if data.status != InvoiceStatus.VOID and not kept_back:
             hosts.setdefault(data.contact.host_id, data.contact)
     contact_ids: dict[str, str] = {}
-    if len(hosts) > 1:
+    if len(hosts) > 1 and run.connection is not None:
         try:
-            contact_ids = contacts.xero_contact_ids(connection, client, list(hosts.values()))
+            contact_ids = contacts.xero_contact_ids(
+                run.connection, run.client, list(hosts.values())
+            )
+        except DeadlineReached:
+            raise
         except Exception:  # each invoice settles its contact itself, and meets the trouble there
-            logger.exception("Could not settle the contacts of a batch together")
-            contact_ids = {}
+            logger.exception("Could not settle the batch's contacts together")
     return preloaded, contact_ids
 
 
-def _claimed(entries: list, outcomes: dict[int, Exception | None]) -> list:
-    """The entries whose jobs are still this worker's (leases renewed); the others dropped."""
+# ---- the shared calls of a batch ------------------------------------------------------------
+
+
+def _claimed(entries: list, outcomes: dict[int, Any]) -> list:
+    """The entries whose job this worker still holds (a lost claim stops its part)."""
     kept = []
     for entry in entries:
         try:
             keep_claim(entry[0].job)
-        except LostClaim as lost:
-            outcomes[entry[0].job.pk] = lost
+        except LostClaim as outcome:
+            outcomes[entry[0].job.pk] = outcome
             continue
         kept.append(entry)
     return kept
 
 
-def _send_batch(batch: Batch, outcomes: dict[int, Exception | None]) -> None:
+def _send_batch(run: Run) -> None:
     """The shared calls: new invoices (then their payments), results matched by position; one
-    refused invoice fails alone."""
-    entries = _claimed(batch.invoices, outcomes)
+    refused invoice fails alone. Every job with work here leaves with an outcome."""
+    outcomes = run.outcomes
+    entries = _claimed(run.batch.invoices, outcomes)
     if entries:
-        first = entries[0][0]
-        payloads = [entry[3] for entry in entries]
-        for push, *_ in entries:
-            push.mark_ambiguous()
-        key = _batch_key([entry[0] for entry in entries], "create", payloads)
-        try:
-            results = first.guarded(
-                lambda: first.client.put_invoices(
-                    payloads, summarize_errors=False, idempotency_key=key
-                )
-            )
-        except JobFailed as outcome:
-            if len(entries) == 1:
-                outcomes[first.job.pk] = outcome
-            else:
-                # The whole call was refused (one unreadable invoice, or too big): each alone.
-                _send_alone(entries, outcomes)
-            results = None
-        except JobWaits as outcome:
-            for push, *_ in entries:
-                outcomes[push.job.pk] = outcome
-            return
-        if results is not None and len(results) != len(entries):
-            for push, *_ in entries:
-                outcomes[push.job.pk] = JobWaits(
-                    "Xero's answer did not list every invoice sent; checking before sending again.",
-                    backoff(0),
-                    ambiguous=True,
-                )
-            return
-        for (push, invoice, link, _payload, digest), result in zip(
-            entries, results or [], strict=True
-        ):
-            try:
-                push.guarded(
-                    lambda p=push, i=invoice, k=link, r=result, d=digest: p.created(k, i, r, d)
-                )
-                outcomes[push.job.pk] = None
-            except (JobFailed, JobWaits) as outcome:
-                outcomes[push.job.pk] = outcome
-    payments = [entry for entry in batch.payments if outcomes.get(entry[0].job.pk) is None]
+        _create_invoices_together(run, entries)
+    payments = [entry for entry in run.batch.payments if outcomes.get(entry[0].job.pk) is PENDING]
     payments = _claimed(payments, outcomes)
     for start in range(0, len(payments), BATCH_SIZE):
-        chunk = payments[start : start + BATCH_SIZE]
-        # Payments of invoices created in this batch learn their InvoiceID only now.
-        bodies = [{**body, "Invoice": {"InvoiceID": push.link_id()}} for push, _, body in chunk]
-        first = chunk[0][0]
-        for push, *_ in chunk:
-            push.mark_ambiguous()
-        key = _batch_key([entry[0] for entry in chunk], "payments", bodies)
-        try:
-            results = first.guarded(
-                lambda b=bodies, k=key, f=first: f.client.put_payments(
-                    b, summarize_errors=False, idempotency_key=k
-                )
+        _create_payments_together(run, payments[start : start + BATCH_SIZE])
+    for entry in run.batch.payments:
+        if outcomes.get(entry[0].job.pk) is PENDING:
+            outcomes[entry[0].job.pk] = None
+
+
+def _outcome(push: Push, exc: Exception) -> Exception:
+    """What an exception from a call means for the job (see Push.guarded)."""
+
+    def reraise() -> None:
+        raise exc
+
+    try:
+        push.guarded(reraise)
+    except (JobFailed, JobWaits, LostClaim, Released) as outcome:
+        return outcome
+    return exc
+
+
+#: Errors after which a write certainly made nothing: refused with an answer, or never sent.
+NOT_APPLIED = (RateLimited, ThrottledLocally, DeadlineReached, ValidationError)
+
+
+def _create_invoices_together(run: Run, entries: list) -> None:
+    outcomes = run.outcomes
+    first = entries[0][0]
+    payloads = [entry[3] for entry in entries]
+    for push, _invoice, link, payload, _digest in entries:
+        push.record_create(link, payload)
+    key = _batch_key([entry[0] for entry in entries], "create", payloads)
+    try:
+        with run.serving_jobs([entry[0].job for entry in entries]):
+            results = run.client.put_invoices(payloads, summarize_errors=False, idempotency_key=key)
+    except Exception as exc:
+        if isinstance(exc, NOT_APPLIED):
+            for push, _invoice, link, payload, _digest in entries:
+                push.answered_create(link, payload)
+            if isinstance(exc, ValidationError) and len(entries) > 1:
+                # The whole call was refused (one unreadable invoice, or too big): each alone.
+                _send_alone(run, entries)
+                return
+        outcome = _outcome(first, exc)
+        for push, *_ in entries:
+            outcomes[push.job.pk] = outcome
+        return
+    if len(results) != len(entries):
+        for push, *_ in entries:
+            outcomes[push.job.pk] = JobWaits(
+                "Xero's answer did not list every invoice sent; checking before sending again.",
+                backoff(push.job.attempts),
+                Reason.UNANSWERED,
             )
-        except (JobFailed, JobWaits) as outcome:
-            for push, *_ in chunk:
-                outcomes[push.job.pk] = outcome
-            continue
-        if len(results) != len(chunk):
-            for push, *_ in chunk:
-                outcomes[push.job.pk] = JobWaits(
-                    "Xero's answer did not list every payment sent; checking before sending again.",
-                    backoff(0),
-                    ambiguous=True,
+        return
+    for (push, invoice, link, payload, digest), result in zip(entries, results, strict=True):
+        try:
+            with run.serving_jobs([push.job]):
+                push.guarded(
+                    lambda p=push, i=invoice, k=link, r=result, s=payload, d=digest: p.created(
+                        k, i, r, s, d
+                    )
                 )
-            continue
-        for (push, payment, _body), result in zip(chunk, results, strict=True):
-            errors = element_errors(result)
-            if errors:
-                outcomes[push.job.pk] = JobFailed(
-                    "; ".join(str(e) for e in errors), _fields(errors)
-                )
-            elif not result.get("PaymentID"):
-                outcomes[push.job.pk] = JobWaits(
-                    "Xero's answer named no payment; checking before sending again.",
-                    backoff(0),
-                    ambiguous=True,
-                )
-            else:
-                push.save_payment(payment, str(result["PaymentID"]))
-                push.update_amount_due()
+            outcomes[push.job.pk] = None
+        except Deferred:
+            outcomes[push.job.pk] = PENDING
+        except (JobFailed, JobWaits, LostClaim, Released) as outcome:
+            outcomes[push.job.pk] = outcome
 
 
-def _send_alone(entries: list, outcomes: dict[int, Exception | None]) -> None:
+def _create_payments_together(run: Run, chunk: list) -> None:
+    outcomes = run.outcomes
+    # Payments of invoices created in this batch learn their InvoiceID only now.
+    bodies = [{**body, "Invoice": {"InvoiceID": push.link_id()}} for push, _, body in chunk]
+    records = [push.record_payment_create(payment, body) for push, payment, body in chunk]
+    first = chunk[0][0]
+    key = _batch_key([entry[0] for entry in chunk], "payments", bodies)
+    try:
+        with run.serving_jobs([entry[0].job for entry in chunk]):
+            results = run.client.put_payments(bodies, summarize_errors=False, idempotency_key=key)
+    except Exception as exc:
+        if isinstance(exc, NOT_APPLIED):
+            for record in records:
+                record.delete()  # refused with an answer, or never sent: nothing was created
+        outcome = _outcome(first, exc)
+        for push, *_ in chunk:
+            outcomes[push.job.pk] = outcome
+        return
+    if len(results) != len(chunk):
+        for push, *_ in chunk:
+            outcomes[push.job.pk] = JobWaits(
+                "Xero's answer did not list every payment sent; checking before sending again.",
+                backoff(push.job.attempts),
+                Reason.UNANSWERED,
+            )
+        return
+    for (push, _payment, _body), record, result in zip(chunk, records, results, strict=True):
+        errors = element_errors(result)
+        if errors:
+            record.delete()
+            outcomes[push.job.pk] = JobFailed("; ".join(str(e) for e in errors), _fields(errors))
+        elif not result.get("PaymentID"):
+            outcomes[push.job.pk] = JobWaits(
+                "Xero's answer named no payment; checking before sending again.",
+                backoff(push.job.attempts),
+                Reason.UNANSWERED,
+            )
+        else:
+            push.payment_created(record, str(result["PaymentID"]))
+            push.update_amount_due()
+
+
+def _send_alone(run: Run, entries: list) -> None:
     """Send each invoice of a refused batch on its own, so that one bad invoice fails alone."""
     for push, invoice, link, payload, digest in entries:
         try:
-            results = push.guarded(
-                lambda p=push, body=payload: p.client.put_invoices(
-                    [body], summarize_errors=False, idempotency_key=p.key("create", body)
+            with run.serving_jobs([push.job]):
+                push.guarded(
+                    lambda p=push, i=invoice, k=link, s=payload, d=digest: p.create_now(k, i, s, d)
                 )
-            )
-            push.guarded(
-                lambda p=push, i=invoice, k=link, r=results, d=digest: p.created(
-                    k, i, r[0] if r else {}, d
-                )
-            )
-            outcomes[push.job.pk] = None
-        except (JobFailed, JobWaits, LostClaim) as outcome:
-            outcomes[push.job.pk] = outcome
+            run.outcomes[push.job.pk] = None
+        except Deferred:
+            run.outcomes[push.job.pk] = PENDING
+        except (JobFailed, JobWaits, LostClaim, Released) as outcome:
+            run.outcomes[push.job.pk] = outcome
 
 
 def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
@@ -502,76 +664,49 @@ def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
     return f"batch-{digest[:58]}"
 
 
-def _log(
-    job: SyncJob,
-    connection: XeroConnection | None,
-    calls: list,
-    outcome: str,
-    message: str,
-) -> None:
-    rows = [
-        SyncLog(
-            connection=connection,
-            account_key=job.account_key,
-            job=job,
-            host_id=job.host_id,
-            action=f"{call.method} {call.path}"[:255],
-            outcome=SyncLog.Outcome.OK if call.status < 400 else SyncLog.Outcome.FAILED,
-            http_status=call.status or None,
-            correlation_id=call.correlation_id,
-            message=f"Invoice {job.number}",
-            details={"query": call.query} if call.query else {},
-            request_body=call.request_body,
-            response_body=call.response_body,
-        )
-        for call in calls
-    ]
-    if message or not rows:
-        rows.append(
-            SyncLog(
-                connection=connection,
-                account_key=job.account_key,
-                job=job,
-                host_id=job.host_id,
-                action="invoice_sync",
-                outcome=outcome,
-                message=f"Invoice {job.number}: {message}" if message else f"Invoice {job.number}",
-            )
-        )
-    SyncLog.objects.bulk_create(rows)
+# ---- one job's push ------------------------------------------------------------------------
 
 
-@dataclass
 class Push:
-    job: SyncJob
-    connection: XeroConnection
-    adapter: DefaultXeroAdapter
-    recorder: CallRecorder
-    batch: Batch | None = None
+    """Bring one host invoice up to date in the connected organisation."""
 
-    def __post_init__(self) -> None:
-        # A write of an earlier run whose outcome is unknown: look in Xero before writing.
-        self.reconcile = self.job.ambiguous
+    def __init__(self, run: Run, job: SyncJob) -> None:
+        assert run.connection is not None
+        self.run_ = run
+        self.job = job
+        self.connection: XeroConnection = run.connection
+        self.adapter = run.adapter
+        self.batch: Batch | None = run.batch if len(run.jobs) > 1 else None
         self.preloaded: tuple[Any, HostInvoice] | None = None
         self.contact_ids: dict[str, str] = {}
+        self.invoice_link: InvoiceLink | None = None
+
+    @property
+    def client(self) -> XeroClient:
+        return self.run_.client
 
     def run(self) -> None:
         self.guarded(self._run)
 
-    def guarded(self, work: Any) -> Any:
+    def guarded(self, work: Callable[[], Any]) -> Any:
         """Run ``work``, turning Xero's answers into the job's outcome (fail, or wait)."""
         try:
             return work()
+        except DeadlineReached as exc:
+            raise Released(str(exc)) from exc
         except ConnectionNotReady as exc:
-            raise JobWaits(str(exc), None) from exc
+            raise JobWaits(str(exc), None, Reason.RECONNECT) from exc
         except (ThrottledLocally, RateLimited) as exc:
-            raise JobWaits(f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60) from exc
+            raise JobWaits(
+                f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60, Reason.RATE_LIMIT
+            ) from exc
         except Forbidden as exc:
             # Still connected: a passing refusal, tried again later; gone: wait for reconnect.
             still = connect.confirm_still_connected(self.connection)
             raise JobWaits(
                 f"Xero refused access to the organisation: {exc}",
                 backoff(self.job.attempts) if still else None,
+                Reason.UNAVAILABLE if still else Reason.RECONNECT,
             ) from exc
         except contacts.ContactRejected as exc:
             raise JobFailed(f"Xero refused the contact: {exc}") from exc
@@ -581,19 +716,13 @@ class Push:
                 "; ".join(str(e) for e in exc.errors) or str(exc), _fields(exc.errors)
             ) from exc
         except XeroTransportError as exc:
-            raise JobWaits(f"{exc}", backoff(self.job.attempts), ambiguous=True) from exc
+            raise JobWaits(f"{exc}", backoff(self.job.attempts), Reason.UNANSWERED) from exc
         except XeroError as exc:
             if exc.retryable:
-                raise JobWaits(str(exc), backoff(self.job.attempts), ambiguous=True) from exc
+                raise JobWaits(str(exc), backoff(self.job.attempts), Reason.UNANSWERED) from exc
             raise JobFailed(str(exc)) from exc
 
     # -- plumbing --------------------------------------------------------------------------
-
-    @property
-    def client(self) -> XeroClient:
-        if not hasattr(self, "_client"):
-            self._client = connect.api_client(self.connection, self.recorder)
-        return self._client
 
     def key(self, operation: str, payload: Any) -> str:
         """One Idempotency-Key per change of the invoice, operation and payload: a retry of this
@@ -617,9 +746,17 @@ class Push:
         ).hexdigest()
         return f"org-{digest[:60]}"
 
+    def find_link(self) -> InvoiceLink | None:
+        return (
+            InvoiceLink.objects.of(self.connection)
+            .filter(host_model=self.job.host_model, host_id=self.job.host_id)
+            .first()
+        )
+
     def link(self) -> InvoiceLink:
         link, _ = InvoiceLink.objects.get_or_create(
             account_key=self.job.account_key,
+            tenant_id=self.connection.tenant_id,
             host_model=self.job.host_model,
             host_id=self.job.host_id,
         )
@@ -638,8 +775,9 @@ class Push:
         )
 
     def mark_ambiguous(self) -> None:
-        # Set before a create: if this worker dies mid-call, the next run looks before writing.
-        if not _ours(self.job).update(ambiguous=True, lease_until=timezone.now() + LEASE):
+        """Flag the job for staff (admin's "unanswered writes") before a write; the proof used
+        to settle it later is recorded on the links."""
+        if not _ours(self.job).update(ambiguous=True, lease_until=timezone.now() + lease()):
             raise LostClaim(f"Sync job {self.job.pk} was taken over by another worker.")
         self.job.ambiguous = True
 
@@ -647,25 +785,20 @@ class Push:
 
     def _run(self) -> None:
         job, adapter = self.job, self.adapter
-        link = InvoiceLink.objects.filter(
-            account_key=job.account_key, host_model=job.host_model, host_id=job.host_id
-        ).first()
+        link = self.find_link()
         if self.preloaded is not None:
-            instance, preloaded = self.preloaded
+            instance, invoice = self.preloaded
         else:
-            instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
-            preloaded = None
+            instance, invoice = read_invoice(adapter, job)
         if instance is None:
-            # Deleted in the CRM: voided in Xero (deleted if still a draft there).
-            link = self.reconciled(link, job.number)
+            link = self.settle_unanswered_create(link, [job.number], removing=True)
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was deleted in the CRM.")
             return
-        if not adapter.should_sync(instance):
-            return
-        invoice = preloaded or adapter.to_invoice(instance)
+        if invoice is None:
+            return  # the host says it does not belong in Xero
         if invoice.status == InvoiceStatus.VOID:
-            link = self.reconciled(link, invoice.number)
+            link = self.settle_unanswered_create(link, [invoice.number], removing=True)
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was voided in the CRM.")
             return
@@ -675,6 +808,12 @@ class Push:
             and not (link and link.xero_invoice_id)
         ):
             return
+        if link and link.xero_invoice_id and link.removed_in_xero:
+            raise JobFailed(
+                plan.removed_in_xero_message(link.xero_status),
+                [{"path": "status", "message": f"{link.xero_status.title()} in Xero."}],
+                Reason.CHANGED_IN_XERO,
+            )
         try:
             rules.check_sendable(invoice)
         except rules.InvoiceNotSendable as exc:
@@ -684,6 +823,7 @@ class Push:
                 "Choose the revenue account for invoice lines in Settings → Integrations → "
                 "Xero, then retry.",
                 [{"path": "revenue_account_code", "message": "No revenue account chosen."}],
+                Reason.SETUP,
             )
         contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
             self.connection, self.client, invoice.contact
@@ -696,17 +836,21 @@ class Push:
         link = self.push_invoice(link, invoice, payload)
         if link.xero_status in ("AUTHORISED", "PAID") or invoice.payments:
             self.push_payments(link, invoice)
+        self.check_drift(link, invoice)
+
+    # -- the invoice ------------------------------------------------------------------------
 
     def push_invoice(
         self, link: InvoiceLink | None, invoice: HostInvoice, payload: dict[str, Any]
     ) -> InvoiceLink:
         digest = rules.payload_hash(payload)
+        link = self.settle_unanswered_create(link, [invoice.number])
         if link and link.xero_invoice_id and link.payload_hash == digest:
-            return link  # unchanged: no call
+            self.refresh_totals(link, invoice)  # unchanged: no call
+            self.invoice_link = link
+            return link
         link = link or self.link()
-        contact_id = payload["Contact"]["ContactID"]
-        if not link.xero_invoice_id and self.reconcile:
-            self.adopt_existing(link, [link.invoice_number, invoice.number], contact_id)
+        self.invoice_link = link
         if not link.xero_invoice_id:
             if link.invoice_number != invoice.number:
                 # Remembered before the create, to find it by after an unanswered call even if
@@ -716,39 +860,105 @@ class Push:
             if self.batch is not None:
                 self.batch.invoices.append((self, invoice, link, payload, digest))
                 raise Deferred
-            self.mark_ambiguous()
-            results = self.client.put_invoices(
-                [payload], summarize_errors=False, idempotency_key=self.key("create", payload)
-            )
-            if self.created(link, invoice, results[0] if results else {}, digest):
+            if self.create_now(link, invoice, payload, digest):
                 return link
-        if link.xero_status in ("VOIDED", "DELETED"):
-            raise JobFailed(
-                f"The invoice is {link.xero_status.lower()} in Xero and cannot be changed there; "
-                "create a new invoice in the CRM instead."
-            )
+        return self.update(link, invoice, payload, digest)
+
+    def update(
+        self, link: InvoiceLink, invoice: HostInvoice, payload: dict[str, Any], digest: str
+    ) -> InvoiceLink:
         update = {"InvoiceID": link.xero_invoice_id, **payload}
         if link.xero_status == "PAID" or (
             link.xero_status == "AUTHORISED" and payload["Status"] == "AUTHORISED"
         ):
             update.pop("Status")
-        result = self.client.post_invoice(update, idempotency_key=self.key("update", update))
+        try:
+            result = self.client.post_invoice(update, idempotency_key=self.key("update", update))
+        except ValidationError as exc:
+            if any(NOT_MODIFIABLE in e.message for e in exc.errors):
+                self.learn_removed_in_xero(link, "changed", exc)
+            raise
         self.save_result(link, invoice, result, digest)
         return link
 
+    def learn_removed_in_xero(self, link: InvoiceLink, crm_change: str, exc: Exception) -> None:
+        """Xero refused a change as not allowed for the invoice's status: read it, and when
+        someone voided or deleted it in Xero, say so instead of repeating Xero's refusal."""
+        current = self.client.invoice(link.xero_invoice_id) or {}
+        status = str(current.get("Status") or "")
+        if status not in ("VOIDED", "DELETED"):
+            return
+        self.take_xero_side(link, current)
+        raise JobFailed(
+            plan.removed_in_xero_message(status, crm_change),
+            [{"path": "status", "message": f"{status.title()} in Xero."}],
+            Reason.CHANGED_IN_XERO,
+        ) from exc
+
+    def record_create(self, link: InvoiceLink, payload: dict[str, Any]) -> None:
+        """Before a create is sent: its fingerprint is the proof, should the answer be lost,
+        that an invoice Xero then holds under this number is ours."""
+        self.mark_ambiguous()
+        link.unanswered_creates = [*link.unanswered_creates, plan.invoice_fingerprint(payload)]
+        link.save(update_fields=["unanswered_creates"])
+
+    def answered_create(self, link: InvoiceLink, payload: dict[str, Any]) -> None:
+        """The create was answered (or certainly never sent): it is no longer a proof."""
+        fingerprint = plan.invoice_fingerprint(payload)
+        remaining = list(link.unanswered_creates)
+        if fingerprint in remaining:
+            remaining.remove(fingerprint)
+            link.unanswered_creates = remaining
+            link.save(update_fields=["unanswered_creates"])
+
+    def create_now(
+        self, link: InvoiceLink, invoice: HostInvoice, payload: dict[str, Any], digest: str
+    ) -> bool:
+        """Create the invoice on its own; False when it existed already (adopted, to be
+        updated)."""
+        self.record_create(link, payload)
+        try:
+            results = self.client.put_invoices(
+                [payload], summarize_errors=False, idempotency_key=self.key("create", payload)
+            )
+        except NOT_APPLIED:
+            self.answered_create(link, payload)
+            raise
+        return self.created(link, invoice, results[0] if results else {}, payload, digest)
+
     def created(
-        self, link: InvoiceLink, invoice: HostInvoice, result: dict[str, Any], digest: str
+        self,
+        link: InvoiceLink,
+        invoice: HostInvoice,
+        result: dict[str, Any],
+        payload: dict[str, Any],
+        digest: str,
     ) -> bool:
         """Take the answer to a create; False when the invoice existed already (adopted, and
         to be updated)."""
-        errors = element_errors(result)
-        if any(e.message == DUPLICATE_NUMBER for e in errors):
-            # Made before by a run whose answer was lost: take it and update it.
-            self.adopt_existing(
-                link, [invoice.number], str(result.get("Contact", {}).get("ContactID") or "")
+        if not result:
+            raise JobWaits(
+                "Xero's answer named no invoice; checking before sending again.",
+                backoff(self.job.attempts),
+                Reason.UNANSWERED,
             )
+        errors = element_errors(result)
+        if not errors and not result.get("InvoiceID"):
+            raise JobWaits(
+                "Xero's answer named no invoice; checking before sending again.",
+                backoff(self.job.attempts),
+                Reason.UNANSWERED,
+            )
+        self.answered_create(link, payload)
+        if any(e.message == DUPLICATE_NUMBER for e in errors):
+            self.settle_number(link, [invoice.number])
             if not link.xero_invoice_id:
-                raise JobFailed(DUPLICATE_NUMBER, _fields(errors))
+                raise JobWaits(
+                    "Xero says the invoice number is in use but shows no such invoice yet; "
+                    "checking again.",
+                    backoff(self.job.attempts),
+                    Reason.UNANSWERED,
+                )
             if self.batch is not None:
                 # Its update and payments follow on the job's next run, at once.
                 raise JobWaits("Found the invoice made earlier; updating it next.", 0)
@@ -756,17 +966,112 @@ class Push:
         if errors:
             self.refresh_if_stale(errors)
             raise JobFailed("; ".join(str(e) for e in errors), _fields(errors))
-        if not result.get("InvoiceID"):
-            raise JobWaits(
-                "Xero's answer named no invoice; checking before sending again.",
-                backoff(self.job.attempts),
-                ambiguous=True,
-            )
         self.save_result(link, invoice, result, digest)
         self.invoice_link = link
         if self.batch is not None and invoice.payments and link.xero_status == "AUTHORISED":
             self.push_payments(link, invoice)
         return True
+
+    def settle_unanswered_create(
+        self, link: InvoiceLink | None, numbers: list[str], removing: bool = False
+    ) -> InvoiceLink | None:
+        """A create of an earlier run went unanswered: find what Xero made of it before doing
+        anything else with the invoice. When the invoice is being removed, a number held by an
+        invoice that is not ours only means our create made nothing."""
+        if link is None or link.xero_invoice_id or not link.unanswered_creates:
+            return link
+        self.settle_number(link, [link.invoice_number, *numbers], fail_on_conflict=not removing)
+        return link
+
+    def settle_number(
+        self, link: InvoiceLink, numbers: list[str], fail_on_conflict: bool = True
+    ) -> None:
+        """Look up the invoice number in Xero: adopt the invoice an unanswered create of ours
+        made (proven by its fingerprint); fail with a clear message when the number belongs to
+        an invoice that is not ours; otherwise forget the unanswered creates (they made
+        nothing)."""
+        wanted = [n for n in dict.fromkeys(numbers) if n and "," not in n]
+        if not wanted:
+            return
+        found = self.client.invoices_by_numbers(wanted)
+        conflict = None
+        for number in wanted:
+            decision = plan.settle_existing_number(found, number, link.unanswered_creates)
+            if decision.adopt is not None:
+                link.unanswered_creates = []
+                link.conflict_invoice_id = ""
+                self.save_result(link, None, decision.adopt, "")
+                self.note(
+                    "invoice_adopted",
+                    SyncLog.Outcome.INFO,
+                    f"Invoice {decision.adopt.get('InvoiceNumber')}: an earlier create whose "
+                    "answer was lost had made it in Xero; it is linked now.",
+                )
+                return
+            conflict = conflict or decision.conflict
+        link.unanswered_creates = []
+        link.save(update_fields=["unanswered_creates"])
+        if conflict is not None and fail_on_conflict:
+            link.conflict_invoice_id = str(conflict.get("InvoiceID") or "")
+            link.save(update_fields=["conflict_invoice_id"])
+            number = str(conflict.get("InvoiceNumber") or wanted[-1])
+            raise JobFailed(
+                plan.number_taken_message(number, conflict),
+                [{"path": "number", "message": "Invoice number already used in Xero."}],
+                Reason.NUMBER_TAKEN,
+            )
+
+    def save_result(
+        self, link: InvoiceLink, invoice: HostInvoice | None, result: dict[str, Any], digest: str
+    ) -> None:
+        link.xero_invoice_id = str(result.get("InvoiceID") or link.xero_invoice_id)
+        link.invoice_number = str(result.get("InvoiceNumber") or link.invoice_number)
+        link.xero_status = str(result.get("Status") or link.xero_status)
+        link.payload_hash = digest
+        link.conflict_invoice_id = ""
+        _take_amounts(link, result)
+        if invoice is not None:
+            link.crm_total = rules.cents(invoice.total)
+        link.pushed_at = timezone.now()
+        self._save_mismatch(link)
+
+    def refresh_totals(self, link: InvoiceLink, invoice: HostInvoice) -> None:
+        """An unchanged payload still refreshes the CRM's side of the total comparison."""
+        total = rules.cents(invoice.total)
+        if link.crm_total != total:
+            link.crm_total = total
+            self._save_mismatch(link)
+
+    def _save_mismatch(self, link: InvoiceLink) -> None:
+        was = link.total_mismatch
+        link.total_mismatch = bool(
+            link.crm_total is not None
+            and link.xero_total is not None
+            and link.crm_total != link.xero_total
+        )
+        link.save()
+        if link.total_mismatch and not was:
+            self.note(
+                "total_mismatch",
+                SyncLog.Outcome.FAILED,
+                f"Invoice {link.invoice_number}: the CRM's total {link.crm_total} differs "
+                f"from Xero's {link.xero_total}.",
+            )
+
+    def take_xero_side(self, link: InvoiceLink, xero_invoice: dict[str, Any]) -> None:
+        link.xero_status = str(xero_invoice.get("Status") or link.xero_status)
+        _take_amounts(link, xero_invoice)
+        link.read_at = timezone.now()
+        link.save()
+
+    def check_drift(self, link: InvoiceLink, invoice: HostInvoice) -> None:
+        """After a push that left nothing to send: does Xero agree with the CRM?"""
+        if link.xero_amount_paid is None:
+            return
+        detail = plan.drift(invoice, link.xero_status, link.xero_total, link.xero_amount_paid)
+        if detail != link.drift_detail:
+            link.drift, link.drift_detail = bool(detail), detail
+            link.save(update_fields=["drift", "drift_detail"])
 
     def refresh_if_stale(self, errors: list[FieldError]) -> None:
         """When Xero's refusal says our cached reference data is out of date (a tax rate or an
@@ -778,9 +1083,7 @@ class Push:
         text = " ".join(error.message for error in errors)
         stale = []
         if "Tax rate must be valid" in text or "TaxType code" in text:
-            TaxRateMapping.objects.filter(
-                account_key=self.job.account_key, set_by_staff=False
-            ).delete()
+            TaxRateMapping.objects.of(self.connection).filter(set_by_staff=False).delete()
             stale.append("tax rates")
         if "not subscribed to currency" in text:
             XeroConnection.objects.filter(pk=self.connection.pk).update(currencies=[])
@@ -794,80 +1097,20 @@ class Push:
             raise JobWaits(f"Xero's {' and '.join(stale)} changed; reading them again. ({text})", 1)
 
     def link_id(self) -> str:
+        assert self.invoice_link is not None
         return self.invoice_link.xero_invoice_id
-
-    def reconciled(self, link: InvoiceLink | None, number: str) -> InvoiceLink | None:
-        """After an unanswered create, the invoice Xero may hold for this one (to void it)."""
-        if self.reconcile and not (link and link.xero_invoice_id):
-            link = link or self.link()
-            self.adopt_existing(link, [link.invoice_number, number], "")
-        return link
-
-    def adopt_existing(self, link: InvoiceLink, numbers: list[str], contact_id: str) -> None:
-        """Find the invoice an earlier, unanswered create may have made, by its number. One of
-        another contact is someone else's invoice of the same number: never taken over."""
-        wanted = [n for n in dict.fromkeys(numbers) if n and "," not in n]
-        if not wanted:
-            return
-        found = [
-            i
-            for i in self.client.invoices_by_numbers(wanted)
-            if i.get("Type") == "ACCREC" and i.get("Status") != "DELETED"
-        ]
-        ours = [
-            i
-            for i in found
-            if not contact_id or (i.get("Contact") or {}).get("ContactID") == contact_id
-        ]
-        if ours:
-            self.save_result(link, None, ours[0], "")
-        elif found:
-            raise JobFailed(
-                f"Invoice number {found[0].get('InvoiceNumber')} is already used by another "
-                "invoice in Xero (for another contact). Give the CRM invoice another number, or "
-                "remove the other invoice in Xero, then retry.",
-                [{"path": "number", "message": "Invoice number already used in Xero."}],
-            )
-
-    def save_result(
-        self, link: InvoiceLink, invoice: HostInvoice | None, result: dict[str, Any], digest: str
-    ) -> None:
-        link.xero_invoice_id = str(result.get("InvoiceID") or link.xero_invoice_id)
-        link.invoice_number = str(result.get("InvoiceNumber") or link.invoice_number)
-        link.xero_status = str(result.get("Status") or link.xero_status)
-        link.payload_hash = digest
-        if result.get("Total") is not None:
-            link.xero_total = rules.cents(Decimal(str(result["Total"])))
-        if result.get("AmountDue") is not None:
-            link.xero_amount_due = rules.cents(Decimal(str(result["AmountDue"])))
-        if invoice is not None:
-            link.crm_total = rules.cents(invoice.total)
-        link.total_mismatch = bool(
-            link.crm_total is not None
-            and link.xero_total is not None
-            and link.crm_total != link.xero_total
-        )
-        link.pushed_at = timezone.now()
-        link.save()
-        if link.total_mismatch:
-            self.note(
-                "total_mismatch",
-                SyncLog.Outcome.FAILED,
-                f"Invoice {link.invoice_number}: the CRM's total {link.crm_total} differs "
-                f"from Xero's {link.xero_total}.",
-            )
 
     # -- taxes and currencies ---------------------------------------------------------------
 
     def tax_types(self, invoice: HostInvoice) -> dict[str, str]:
+        import json
+
         taxes = {line.tax.host_id: line.tax for line in invoice.lines if line.tax}
         if not taxes:
             return {}
         mappings = {
             m.host_id: m
-            for m in TaxRateMapping.objects.filter(
-                account_key=self.job.account_key, host_id__in=list(taxes)
-            )
+            for m in TaxRateMapping.objects.of(self.connection).filter(host_id__in=list(taxes))
         }
         result: dict[str, str] = {}
         rates: list[dict[str, Any]] | None = None
@@ -889,6 +1132,7 @@ class Push:
                 if not app_settings.CREATE_TAX_RATES:
                     TaxRateMapping.objects.get_or_create(
                         account_key=self.job.account_key,
+                        tenant_id=self.connection.tenant_id,
                         host_id=host_id,
                         defaults={"name": tax.name},
                     )
@@ -896,6 +1140,7 @@ class Push:
                         f"No Xero tax rate matches the CRM tax “{tax.name}”. Map it to a Xero tax "
                         "rate in admin (Xero tax rate mappings), then retry.",
                         [{"path": "tax", "message": f"Unmapped tax {tax.name}"}],
+                        Reason.SETUP,
                     )
                 body = rules.new_tax_rate(tax, self.connection.country_code)
                 taken = {str(r.get("Name", "")).strip().lower() for r in rates}
@@ -908,6 +1153,7 @@ class Push:
                 created = True
             TaxRateMapping.objects.update_or_create(
                 account_key=self.job.account_key,
+                tenant_id=self.connection.tenant_id,
                 host_id=host_id,
                 defaults={
                     "name": tax.name,
@@ -931,45 +1177,44 @@ class Push:
                 raise JobFailed(
                     CURRENCY_HELP.format(code=code),
                     [{"path": "currency", "message": f"{code} is not enabled in Xero."}],
+                    Reason.SETUP,
                 )
             try:
                 self.client.add_currency(code, idempotency_key=self.key("currency", code))
             except ValidationError as exc:
-                raise JobFailed(CURRENCY_HELP.format(code=code), _fields(exc.errors)) from exc
+                raise JobFailed(
+                    CURRENCY_HELP.format(code=code), _fields(exc.errors), Reason.SETUP
+                ) from exc
             known.append(code)
         connection.currencies = sorted(set(known))
         XeroConnection.objects.filter(pk=connection.pk).update(currencies=connection.currencies)
 
     # -- payments ----------------------------------------------------------------------------
 
-    def push_payments(self, link: InvoiceLink, invoice: HostInvoice) -> None:
-        pushed = list(
-            PaymentLink.objects.filter(
-                account_key=self.job.account_key,
-                invoice_host_id=self.job.host_id,
-                deleted_in_xero=False,
-            )
+    def payment_links(self) -> list[PaymentLink]:
+        return list(
+            PaymentLink.objects.of(self.connection)
+            .filter(invoice_host_id=self.job.host_id)
+            .exclude(state=PaymentLink.State.DELETED)
+            .order_by("pk")
         )
-        linked = {
-            (p.host_model, p.host_id): {
-                "xero_payment_id": p.xero_payment_id,
-                "amount": p.amount,
-                "date": p.date,
-                "reference": p.reference,
-            }
-            for p in pushed
-        }
-        plan = rules.plan_payments(invoice.payments, linked)
-        if not plan.delete and not plan.create:
-            return
-        for payment_id in plan.delete:
-            self.client.delete_payment(payment_id, idempotency_key=self.key("delete", payment_id))
-            PaymentLink.objects.filter(
-                account_key=self.job.account_key, xero_payment_id=payment_id
-            ).update(deleted_in_xero=True)
-        creations = list(plan.create)
-        if creations and self.reconcile:
-            creations = self.adopt_payments(link, creations)
+
+    def xero_payments(self, link: InvoiceLink) -> list[plan.XeroPayment]:
+        """The invoice's payments as Xero holds them now (one read)."""
+        current = self.client.invoice(link.xero_invoice_id) or {}
+        if current:
+            self.take_xero_side(link, current)
+        return plan.xero_payments(current)
+
+    def push_payments(self, link: InvoiceLink, invoice: HostInvoice) -> None:
+        links = self.payment_links()
+        records = [_record(p) for p in links]
+        xero = self.xero_payments(link) if plan.needs_xero_payments(records) else None
+        decided = plan.plan_payments(invoice.payments, records, xero)
+        self.settle_payment_records(links, decided)
+        for record in decided.delete:
+            self.delete_payment(_find(links, record))
+        creations = list(decided.create)
         if creations:
             account_id = self.connection.payment_account_id
             if not account_id:
@@ -977,123 +1222,235 @@ class Push:
                     "Choose the account payments go to in Settings → Integrations → Xero, then "
                     "retry.",
                     [{"path": "payment_account_id", "message": "No payment account chosen."}],
+                    Reason.SETUP,
                 )
             bodies = [rules.payment_payload(p, link.xero_invoice_id, account_id) for p in creations]
-            if self.batch is not None and not plan.delete:
+            if self.batch is not None and not decided.delete and not decided.refusals:
                 self.invoice_link = link
                 self.batch.payments.extend(
                     (self, payment, body) for payment, body in zip(creations, bodies, strict=True)
                 )
-                return
-            self.mark_ambiguous()
+                raise Deferred
+            self.create_payments(creations, bodies)
+        self.update_amount_due(link)
+        if decided.refusals:
+            raise JobFailed(
+                " ".join(decided.refusals),
+                [{"path": "payments", "message": r} for r in decided.refusals],
+                Reason.CHANGED_IN_XERO,
+            )
+
+    def settle_payment_records(self, links: list[PaymentLink], decided: plan.PaymentPlan) -> None:
+        """What Xero showed of unanswered payment writes, written to the links."""
+        for record, payment_id in decided.adopt:
+            found = _find(links, record)
+            found.xero_payment_id, found.state = payment_id, PaymentLink.State.LINKED
+            found.save(update_fields=["xero_payment_id", "state", "updated_at"])
+            self.note(
+                "payment_adopted",
+                SyncLog.Outcome.INFO,
+                f"Invoice {self.job.number}: the payment of {found.amount} on {found.date}, whose "
+                "answer was lost, is in Xero; linked.",
+            )
+        for record in decided.forget:
+            _find(links, record).delete()
+        for record in decided.confirm_deleted:
+            found = _find(links, record)
+            found.state = PaymentLink.State.DELETED
+            found.save(update_fields=["state", "updated_at"])
+
+    def delete_payment(self, payment: PaymentLink) -> None:
+        """Delete one of our payments in Xero, recording the attempt first; Xero saying it is
+        deleted already counts as done."""
+        payment.state = PaymentLink.State.DELETING
+        payment.save(update_fields=["state", "updated_at"])
+        try:
+            self.client.delete_payment(
+                payment.xero_payment_id,
+                idempotency_key=self.key("delete", payment.xero_payment_id),
+            )
+        except ValidationError as exc:
+            if not any(ALREADY_DELETED in e.message for e in exc.errors):
+                payment.state = PaymentLink.State.LINKED  # refused: still in Xero
+                payment.save(update_fields=["state", "updated_at"])
+                raise
+        except (RateLimited, ThrottledLocally, DeadlineReached):
+            payment.state = PaymentLink.State.LINKED  # refused unread, or never sent
+            payment.save(update_fields=["state", "updated_at"])
+            raise
+        payment.state = PaymentLink.State.DELETED
+        payment.save(update_fields=["state", "updated_at"])
+
+    def record_payment_create(self, payment: HostPayment, body: dict[str, Any]) -> PaymentLink:
+        """Before a payment create is sent: the record that settles it should the answer be
+        lost."""
+        self.mark_ambiguous()
+        return PaymentLink.objects.create(
+            account_key=self.job.account_key,
+            tenant_id=self.connection.tenant_id,
+            invoice_host_id=self.job.host_id,
+            host_model=payment.host_model,
+            host_id=payment.host_id,
+            xero_payment_id="",
+            state=PaymentLink.State.SENDING,
+            origin=PaymentLink.Origin.CRM,
+            amount=rules.cents(payment.amount),
+            date=payment.date,
+            reference=(payment.reference or "")[:255],
+            account_id=str((body.get("Account") or {}).get("AccountID") or ""),
+        )
+
+    def payment_created(self, record: PaymentLink, payment_id: str) -> None:
+        record.xero_payment_id, record.state = payment_id, PaymentLink.State.LINKED
+        record.save(update_fields=["xero_payment_id", "state", "updated_at"])
+
+    def create_payments(self, creations: list[HostPayment], bodies: list[dict[str, Any]]) -> None:
+        records = [self.record_payment_create(p, b) for p, b in zip(creations, bodies, strict=True)]
+        try:
             results = self.client.put_payments(
                 bodies, summarize_errors=False, idempotency_key=self.key("payments", bodies)
             )
-            problems: list[FieldError] = []
-            for payment, result in zip(creations, results, strict=False):
-                errors = element_errors(result)
-                if errors:
-                    problems.extend(errors)
-                    continue
-                self.save_payment(payment, str(result.get("PaymentID")))
-            if problems:
-                raise JobFailed("; ".join(str(e) for e in problems), _fields(problems))
-        self.update_amount_due(link)
+        except NOT_APPLIED:
+            for record in records:
+                record.delete()
+            raise
+        if len(results) != len(records):
+            raise JobWaits(
+                "Xero's answer did not list every payment sent; checking before sending again.",
+                backoff(self.job.attempts),
+                Reason.UNANSWERED,
+            )
+        problems: list[FieldError] = []
+        for record, result in zip(records, results, strict=True):
+            errors = element_errors(result)
+            if errors:
+                record.delete()
+                problems.extend(errors)
+            elif result.get("PaymentID"):
+                self.payment_created(record, str(result["PaymentID"]))
+        if problems:
+            raise JobFailed("; ".join(str(e) for e in problems), _fields(problems))
 
     def update_amount_due(self, link: InvoiceLink | None = None) -> None:
         link = link or self.invoice_link
+        assert link is not None
         paid = sum(
             (
                 p.amount
-                for p in PaymentLink.objects.filter(
-                    account_key=self.job.account_key,
-                    invoice_host_id=self.job.host_id,
-                    deleted_in_xero=False,
+                for p in PaymentLink.objects.of(self.connection).filter(
+                    invoice_host_id=self.job.host_id, state=PaymentLink.State.LINKED
                 )
             ),
             Decimal("0"),
         )
-        if link.xero_total is not None:
+        if link.xero_total is not None and link.xero_status in ("AUTHORISED", "PAID"):
+            link.xero_amount_paid = paid
             link.xero_amount_due = link.xero_total - paid
             link.xero_status = "PAID" if link.xero_amount_due <= 0 else "AUTHORISED"
-            link.save(update_fields=["xero_amount_due", "xero_status"])
-
-    def adopt_payments(self, link: InvoiceLink, creations: list) -> list:
-        """After an unanswered payment call: link the payments Xero already has for this
-        invoice (same amount, date and reference) instead of paying twice."""
-        xero_invoice = self.client.invoice(link.xero_invoice_id) or {}
-        taken = set(
-            PaymentLink.objects.filter(account_key=self.job.account_key).values_list(
-                "xero_payment_id", flat=True
-            )
-        )
-        remaining = []
-        for payment in creations:
-            match = next(
-                (
-                    p
-                    for p in xero_invoice.get("Payments") or []
-                    if p.get("PaymentID") not in taken and rules.same_payment(p, payment)
-                ),
-                None,
-            )
-            if match is None:
-                remaining.append(payment)
-                continue
-            taken.add(match["PaymentID"])
-            self.save_payment(payment, str(match["PaymentID"]))
-        return remaining
-
-    def save_payment(self, payment, payment_id: str) -> None:
-        with transaction.atomic():
-            PaymentLink.objects.get_or_create(
-                account_key=self.job.account_key,
-                host_model=payment.host_model,
-                host_id=payment.host_id,
-                xero_payment_id=payment_id,
-                defaults={
-                    "invoice_host_id": self.job.host_id,
-                    "amount": rules.cents(payment.amount),
-                    "date": payment.date,
-                    "reference": (payment.reference or "")[:255],
-                },
-            )
+            link.save(update_fields=["xero_amount_paid", "xero_amount_due", "xero_status"])
 
     # -- void and delete ---------------------------------------------------------------------
 
     def remove(self, link: InvoiceLink, why: str) -> None:
-        """Void the Xero invoice (delete it if it is a draft there); payments go first."""
-        current = self.client.invoice(link.xero_invoice_id) or {}
-        status = current.get("Status") or link.xero_status
-        if status in ("VOIDED", "DELETED"):
-            link.xero_status = status
-            link.save(update_fields=["xero_status"])
+        """Void the Xero invoice (delete it if it is a draft there), our payments first. A
+        payment someone recorded in Xero is never deleted: the void then fails, naming it."""
+        if link.removed_in_xero:
             return
-        if status in ("DRAFT", "SUBMITTED"):
-            target = "DELETED"
-        else:
-            target = "VOIDED"
-            payments = [p for p in current.get("Payments") or [] if p.get("PaymentID")]
-            for payment in payments:
-                self.client.delete_payment(
-                    payment["PaymentID"], idempotency_key=self.key("delete", payment["PaymentID"])
+        links = self.payment_links()
+        records = [_record(p) for p in links]
+        ours_paid = sum((r.amount for r in records if r.origin == plan.FROM_CRM), Decimal(0))
+        xero = None
+        if plan.needs_xero_payments(records) or (
+            link.xero_amount_paid is not None and link.xero_amount_paid > ours_paid
+        ):
+            xero = self.xero_payments(link)
+            if link.removed_in_xero:
+                return
+        if xero is not None:
+            decided = plan.plan_payments((), records, xero)
+            self.settle_payment_records(links, decided)
+            links = self.payment_links()
+            records = [_record(p) for p in links]
+            foreign = plan.foreign_payments(xero, records)
+            if foreign:
+                raise JobFailed(
+                    plan.void_refused_message(foreign),
+                    [{"path": "payments", "message": p.describe()} for p in foreign],
+                    Reason.CHANGED_IN_XERO,
                 )
-                # Marked one by one: if a later delete fails, the links still say what Xero has.
-                PaymentLink.objects.filter(
-                    account_key=self.job.account_key, xero_payment_id=payment["PaymentID"]
-                ).update(deleted_in_xero=True)
-            if payments:
+        target = "DELETED" if link.xero_status in ("DRAFT", "SUBMITTED") else "VOIDED"
+        if target == "VOIDED":
+            ours = [p for p in links if p.origin == PaymentLink.Origin.CRM]
+            for payment in ours:
+                self.delete_payment(payment)
+            if ours:
                 self.note(
                     "payments_removed",
                     SyncLog.Outcome.INFO,
-                    f"Invoice {link.invoice_number}: removed {len(payments)} payment(s) in "
-                    "Xero so that the invoice could be voided.",
+                    f"Invoice {link.invoice_number}: removed {len(ours)} payment(s) sent from "
+                    "the CRM so that the invoice could be voided.",
                 )
         body = {"InvoiceID": link.xero_invoice_id, "Status": target}
-        result = self.client.post_invoice(body, idempotency_key=self.key(target, body))
+        try:
+            result = self.client.post_invoice(body, idempotency_key=self.key(target, body))
+        except ValidationError as exc:
+            messages = " ".join(e.message for e in exc.errors)
+            if PAYMENT_ALLOCATED in messages or NOT_MODIFIABLE in messages:
+                self.explain_refused_removal(link, exc)
+            raise
         self.save_result(link, None, result, link.payload_hash)
         self.note(
             "invoice_removed",
             SyncLog.Outcome.INFO,
             f"Invoice {link.invoice_number}: {why} It is {target.lower()} in Xero.",
         )
+
+    def explain_refused_removal(self, link: InvoiceLink, exc: Exception) -> None:
+        """Xero refused the void or delete: read the invoice and say why in plain words (a
+        payment recorded in Xero, or the invoice already voided, deleted or approved there)."""
+        xero = self.xero_payments(link)
+        if link.removed_in_xero:
+            raise JobWaits("Xero's copy changed; settling it.", 0) from exc
+        foreign = plan.foreign_payments(xero, [_record(p) for p in self.payment_links()])
+        if foreign:
+            raise JobFailed(
+                plan.void_refused_message(foreign),
+                [{"path": "payments", "message": p.describe()} for p in foreign],
+                Reason.CHANGED_IN_XERO,
+            ) from exc
+        if link.xero_status not in ("DRAFT", "SUBMITTED"):
+            # Approved in Xero since we last looked: the next try voids instead of deleting.
+            raise JobWaits("The invoice was approved in Xero; voiding it instead.", 0) from exc
+
+
+def _take_amounts(link: InvoiceLink, xero_invoice: dict[str, Any]) -> None:
+    for name, key in (
+        ("xero_total", "Total"),
+        ("xero_amount_due", "AmountDue"),
+        ("xero_amount_paid", "AmountPaid"),
+    ):
+        if xero_invoice.get(key) is not None:
+            setattr(link, name, rules.cents(Decimal(str(xero_invoice[key]))))
+
+
+def _record(link: PaymentLink) -> plan.PaymentRecord:
+    return plan.PaymentRecord(
+        host_model=link.host_model,
+        host_id=link.host_id,
+        xero_payment_id=link.xero_payment_id,
+        state=link.state,
+        origin=link.origin,
+        amount=link.amount,
+        date=link.date,
+        reference=link.reference,
+        account_id=link.account_id,
+    )
+
+
+def _find(links: list[PaymentLink], record: plan.PaymentRecord) -> PaymentLink:
+    return next(
+        link
+        for link in links
+        if (link.host_model, link.host_id, link.xero_payment_id, link.state)
+        == (record.host_model, record.host_id, record.xero_payment_id, record.state)
+    )

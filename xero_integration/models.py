@@ -17,6 +17,14 @@ from django.utils import timezone
 from xero_integration.fields import EncryptedTextField
 
 
+class OrganisationQuerySet(models.QuerySet):
+    """Rows that belong to one CRM account's facts about one Xero organisation."""
+
+    def of(self, connection: XeroConnection) -> OrganisationQuerySet:
+        """This account's rows for the organisation it is connected to now."""
+        return self.filter(account_key=connection.account_key, tenant_id=connection.tenant_id)
+
+
 class ConnectionStatus(models.TextChoices):
     """Where a CRM account stands with Xero."""
 
@@ -72,6 +80,11 @@ class XeroConnection(models.Model):
     currencies = models.JSONField(default=list, blank=True)
     payment_account_id = models.CharField("payment account", max_length=64, blank=True)
     revenue_account_code = models.CharField("revenue account", max_length=10, blank=True)
+    # The default accounts chosen for each organisation this account has been connected to,
+    # so that switching back to an organisation carries on with its own choices.
+    organisation_defaults = models.JSONField(default=dict, blank=True)
+    # Xero's clock at the last read of invoice and payment changes (If-Modified-Since).
+    xero_changes_read_until = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -122,6 +135,32 @@ class XeroConnection(models.Model):
             ):
                 return account.get("Name", "")
         return ""
+
+    def remember_defaults(self) -> None:
+        """Keep the current organisation's default accounts (the caller saves)."""
+        if self.tenant_id:
+            self.organisation_defaults[self.tenant_id] = {
+                "payment_account_id": self.payment_account_id,
+                "revenue_account_code": self.revenue_account_code,
+            }
+
+    def switch_organisation(self, tenant_id: str) -> None:
+        """Point the connection at another organisation: what was read from the previous one
+        (accounts, currencies, details) is dropped, and the new one's default accounts are those
+        chosen when it was last connected (the caller saves). Links and mappings are kept per
+        organisation, so nothing of the previous organisation is used for the new one."""
+        self.remember_defaults()
+        defaults = self.organisation_defaults.get(tenant_id, {})
+        self.tenant_id = tenant_id
+        self.accounts = []
+        self.accounts_loaded_at = None
+        self.currencies = []
+        self.short_code = ""
+        self.base_currency = ""
+        self.country_code = ""
+        self.xero_changes_read_until = None
+        self.payment_account_id = defaults.get("payment_account_id", "")
+        self.revenue_account_code = defaults.get("revenue_account_code", "")
 
     def wipe_tokens(self) -> None:
         """Forget the tokens (the caller saves)."""
@@ -233,6 +272,7 @@ class ContactLink(models.Model):
         MANUAL = "manual", "Linked by staff"
 
     account_key = models.CharField(max_length=100)
+    tenant_id = models.CharField("Xero tenant id", max_length=64, blank=True)
     host_model = models.CharField(max_length=100)
     host_id = models.CharField(max_length=64)
     xero_contact_id = models.CharField("Xero ContactID", max_length=64, null=True, blank=True)
@@ -244,15 +284,18 @@ class ContactLink(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = OrganisationQuerySet.as_manager()
+
     class Meta:
         verbose_name = "Xero contact link"
         constraints = [
             models.UniqueConstraint(
-                fields=["account_key", "host_model", "host_id"], name="xero_contact_link_host"
+                fields=["account_key", "tenant_id", "host_model", "host_id"],
+                name="xero_contact_link_host",
             ),
         ]
         # Two CRM contacts may be one Xero contact (the same customer entered twice).
-        indexes = [models.Index(fields=["account_key", "xero_contact_id"])]
+        indexes = [models.Index(fields=["account_key", "tenant_id", "xero_contact_id"])]
 
     def __str__(self) -> str:
         return f"{self.host_model}:{self.host_id} → {self.xero_name or self.xero_contact_id}"
@@ -325,6 +368,20 @@ class SyncJob(models.Model):
         DONE = "done", "Done"
         RESOLVED = "resolved", "Resolved by staff"
 
+    class Reason(models.TextChoices):
+        """Why a job waits or failed: what has to happen before it can go on."""
+
+        NONE = "", "—"
+        RECONNECT = "reconnect", "Waiting for a reconnect"
+        RATE_LIMIT = "rate_limit", "Waiting for Xero's rate limit"
+        UNAVAILABLE = "unavailable", "Xero unavailable"
+        UNANSWERED = "unanswered", "Checking an unanswered write"
+        SETUP = "setup", "Waiting for set-up"
+        REFUSED = "refused", "Refused by Xero"
+        NUMBER_TAKEN = "number_taken", "Invoice number used in Xero"
+        CHANGED_IN_XERO = "changed_in_xero", "Changed in Xero"
+        CRASHED = "crashed", "Unexpected error"
+
     account_key = models.CharField(max_length=100)
     host_model = models.CharField(max_length=100)
     host_id = models.CharField(max_length=64)
@@ -345,6 +402,7 @@ class SyncJob(models.Model):
     key_generation = models.PositiveIntegerField(default=0)
     error = models.TextField("Xero's message", blank=True)
     error_fields = models.JSONField(default=list, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -362,64 +420,117 @@ class SyncJob(models.Model):
 
 
 class InvoiceLink(models.Model):
-    """A host invoice and its invoice in Xero: what was last pushed and what Xero answered."""
+    """A host invoice and its invoice in one Xero organisation: what was last pushed, what was
+    sent without an answer, and Xero's side as last read."""
 
     account_key = models.CharField(max_length=100)
+    tenant_id = models.CharField("Xero tenant id", max_length=64, blank=True)
     host_model = models.CharField(max_length=100)
     host_id = models.CharField(max_length=64)
     xero_invoice_id = models.CharField("Xero InvoiceID", max_length=64, blank=True)
     invoice_number = models.CharField(max_length=255, blank=True)
     xero_status = models.CharField(max_length=20, blank=True)
     payload_hash = models.CharField(max_length=64, blank=True)
+    # Fingerprints of creates sent without an answer: the proof that an invoice Xero holds under
+    # this number is ours (see sync.plan.invoice_fingerprint).
+    unanswered_creates = models.JSONField(default=list, blank=True)
+    # An invoice Xero already holds under this number that is not proven ours: staff link to it
+    # or renumber the CRM invoice.
+    conflict_invoice_id = models.CharField(max_length=64, blank=True)
     crm_total = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     xero_total = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
+    xero_amount_paid = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     xero_amount_due = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
     total_mismatch = models.BooleanField(default=False)
+    # A difference between the CRM and Xero that no change in Xero explains.
+    drift = models.BooleanField(default=False)
+    drift_detail = models.TextField(blank=True)
+    xero_updated_at = models.DateTimeField("updated in Xero", null=True, blank=True)
+    read_at = models.DateTimeField("last read from Xero", null=True, blank=True)
     pushed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrganisationQuerySet.as_manager()
 
     class Meta:
         verbose_name = "Xero invoice link"
         constraints = [
             models.UniqueConstraint(
-                fields=["account_key", "host_model", "host_id"], name="xero_invoice_link_host"
+                fields=["account_key", "tenant_id", "host_model", "host_id"],
+                name="xero_invoice_link_host",
             )
         ]
+        indexes = [models.Index(fields=["tenant_id", "xero_invoice_id"])]
 
     def __str__(self) -> str:
         return f"{self.invoice_number or self.host_id} → {self.xero_invoice_id or 'not in Xero'}"
 
+    @property
+    def removed_in_xero(self) -> bool:
+        """Xero's copy is voided or deleted: Xero accepts no change to it."""
+        return self.xero_status in ("VOIDED", "DELETED")
+
 
 class PaymentLink(models.Model):
-    """A host payment and the Xero payment made for it."""
+    """A host payment and its payment in one Xero organisation, and where it stands.
+
+    A row in ``SENDING`` records a create sent without an answer yet (no PaymentID): the next
+    run settles it from the invoice's payments in Xero before sending anything again. One in
+    ``DELETING`` records a delete sent without an answer. ``origin`` says who made the payment in
+    Xero: the integration, or a person working in Xero (then the CRM payment mirrors it and the
+    integration never deletes it).
+    """
+
+    class State(models.TextChoices):
+        SENDING = "sending", "Sent, answer pending"
+        LINKED = "linked", "In Xero"
+        DELETING = "deleting", "Delete sent, answer pending"
+        DELETED = "deleted", "Deleted in Xero"
+
+    class Origin(models.TextChoices):
+        CRM = "crm", "Sent from the CRM"
+        XERO = "xero", "Recorded in Xero"
 
     account_key = models.CharField(max_length=100)
+    tenant_id = models.CharField("Xero tenant id", max_length=64, blank=True)
     invoice_host_id = models.CharField(max_length=64)
     host_model = models.CharField(max_length=100)
     host_id = models.CharField(max_length=64)
     xero_payment_id = models.CharField("Xero PaymentID", max_length=64, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.LINKED)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.CRM)
     amount = models.DecimalField(max_digits=18, decimal_places=2)
     date = models.DateField()
     reference = models.CharField(max_length=255, blank=True)
-    deleted_in_xero = models.BooleanField(default=False)
+    account_id = models.CharField("Xero AccountID", max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrganisationQuerySet.as_manager()
 
     class Meta:
         verbose_name = "Xero payment link"
         constraints = [
             models.UniqueConstraint(
-                fields=["account_key", "host_model", "host_id", "xero_payment_id"],
+                fields=["account_key", "tenant_id", "host_model", "host_id", "xero_payment_id"],
                 name="xero_payment_link",
             )
         ]
+        indexes = [models.Index(fields=["account_key", "tenant_id", "invoice_host_id"])]
 
     def __str__(self) -> str:
-        return f"{self.host_model}:{self.host_id} → {self.xero_payment_id}"
+        return f"{self.host_model}:{self.host_id} → {self.xero_payment_id or 'not in Xero yet'}"
+
+    @property
+    def in_xero(self) -> bool:
+        """Xero holds, or may hold, this payment."""
+        return self.state != self.State.DELETED
 
 
 class TaxRateMapping(models.Model):
     """Which Xero tax rate (TaxType) a host tax becomes. Made automatically, or by staff."""
 
     account_key = models.CharField(max_length=100)
+    tenant_id = models.CharField("Xero tenant id", max_length=64, blank=True)
     host_id = models.CharField("CRM tax id", max_length=64)
     name = models.CharField("CRM tax", max_length=255, blank=True)
     tax_type = models.CharField(
@@ -436,10 +547,14 @@ class TaxRateMapping(models.Model):
     created_in_xero = models.BooleanField(default=False)
     set_by_staff = models.BooleanField(default=False)
 
+    objects = OrganisationQuerySet.as_manager()
+
     class Meta:
         verbose_name = "Xero tax rate mapping"
         constraints = [
-            models.UniqueConstraint(fields=["account_key", "host_id"], name="xero_tax_mapping")
+            models.UniqueConstraint(
+                fields=["account_key", "tenant_id", "host_id"], name="xero_tax_mapping"
+            )
         ]
 
     def __str__(self) -> str:

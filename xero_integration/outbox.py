@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Model
+from django.db.models import F, Model, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -27,11 +27,9 @@ SWEEP_GRACE = timedelta(minutes=2)
 SWEEP_BATCH = 1000
 
 _UPSERT = """
-INSERT INTO {job} (account_key, host_model, host_id, number, state, change_seq, done_seq,
-                   deleted, attempts, ambiguous, claim_token, key_generation, error,
-                   error_fields, created_at, updated_at)
-SELECT %s, %s, %s, %s, %s, 1, 0, %s, 0, %s, '', 0, '', {empty_list}, %s, %s
-WHERE EXISTS (SELECT 1 FROM {connection} WHERE account_key = %s AND status <> %s)
+INSERT INTO {job} ({columns})
+SELECT {placeholders}
+WHERE EXISTS (SELECT 1 FROM {connection} WHERE account_key = %s)
 ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
     change_seq = {job}.change_seq + 1,
     number = excluded.number,
@@ -41,13 +39,19 @@ ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
 """
 
 
-def _sql() -> str:
-    empty_list = "CAST('[]' AS jsonb)" if db_connection.vendor == "postgresql" else "'[]'"
-    return _UPSERT.format(
-        job=SyncJob._meta.db_table,
-        connection=XeroConnection._meta.db_table,
-        empty_list=empty_list,
-    )
+def _new_job_row(values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Every column of a new sync job, with the model's own defaults for those not given, as
+    the database wants them."""
+    columns, params = [], []
+    for model_field in SyncJob._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        value = (
+            values[model_field.name] if model_field.name in values else model_field.get_default()
+        )
+        columns.append(db_connection.ops.quote_name(model_field.column))
+        params.append(model_field.get_db_prep_save(value, db_connection))
+    return columns, params
 
 
 def enqueue(
@@ -58,24 +62,34 @@ def enqueue(
     deleted: bool = False,
     dispatch_task: bool = True,
 ) -> bool:
-    """Record that a host invoice changed; True when its account has a Xero connection (a job
-    was added or bumped, and its push is queued for after the commit)."""
+    """Record that a host invoice changed; True when its account has a Xero connection, even
+    a disconnected one (a job was added or bumped, and its push is queued for after the commit;
+    while disconnected it waits for the reconnect)."""
     now = timezone.now()
+    columns, params = _new_job_row(
+        {
+            "account_key": account_key,
+            "host_model": host_model,
+            "host_id": host_id,
+            "number": number[:255],
+            "state": SyncJob.State.PENDING,
+            "deleted": deleted,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    sql = _UPSERT.format(
+        job=SyncJob._meta.db_table,
+        connection=XeroConnection._meta.db_table,
+        columns=", ".join(columns),
+        placeholders=", ".join(["%s"] * len(columns)),
+    )
     with db_connection.cursor() as cursor:
         cursor.execute(
-            _sql(),
+            sql,
             [
+                *params,
                 account_key,
-                host_model,
-                host_id,
-                number[:255],
-                SyncJob.State.PENDING,
-                deleted,
-                False,
-                now,
-                now,
-                account_key,
-                ConnectionStatus.DISCONNECTED,
                 SyncJob.State.RUNNING,
                 SyncJob.State.WAITING,
                 SyncJob.State.PENDING,
@@ -133,16 +147,27 @@ def connect_signals() -> None:
         post_delete.connect(_payment_changed, sender=model, dispatch_uid=f"xero-paydel-{model}")
 
 
-def requeue_account(account_key: str) -> int:
-    """After a reconnect: jobs that waited for the connection run now."""
+#: What a job failed with before disconnected accounts' jobs waited instead.
+LEGACY_DISCONNECTED = "This CRM account is not connected to Xero."
+
+
+def requeue_account(
+    account_key: str, reasons: tuple[str, ...] = (SyncJob.Reason.RECONNECT,)
+) -> int:
+    """After a reconnect (or once set-up is complete): jobs that waited for it, or failed only
+    for want of it, run now."""
+    jobs = SyncJob.objects.filter(account_key=account_key)
+    stalled = Q(state=SyncJob.State.FAILED, reason__in=reasons)
+    if SyncJob.Reason.RECONNECT in reasons:
+        stalled |= Q(state=SyncJob.State.WAITING)
+        stalled |= Q(state=SyncJob.State.FAILED, error=LEGACY_DISCONNECTED)
     ids = list(
-        SyncJob.objects.filter(
-            account_key=account_key,
-            state__in=(SyncJob.State.WAITING, SyncJob.State.PENDING),
-        ).values_list("account_key", "host_model", "host_id")
+        jobs.filter(stalled | Q(state=SyncJob.State.PENDING)).values_list(
+            "account_key", "host_model", "host_id"
+        )
     )
-    SyncJob.objects.filter(account_key=account_key, state=SyncJob.State.WAITING).update(
-        state=SyncJob.State.PENDING, not_before=None
+    jobs.filter(stalled).update(
+        state=SyncJob.State.PENDING, not_before=None, attempts=0, updated_at=timezone.now()
     )
     from xero_integration.tasks import dispatch
 
@@ -155,8 +180,6 @@ def requeue_account(account_key: str) -> int:
 def sweep() -> int:
     """Queue again every job that is due: pending (its task may be lost), waiting past its
     time, or running with an expired lease."""
-    from django.db.models import Q
-
     from xero_integration.tasks import dispatch
 
     now = timezone.now()

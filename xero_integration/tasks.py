@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django_q.tasks import async_task
 
 from xero_integration import connect, contacts, invoices, outbox, tokens
 
+logger = logging.getLogger(__name__)
+
+#: True while the broker refuses tasks: its failure is logged once, not once per save.
+_broker_down = False
+
 
 def dispatch(task_path: str, *args: object) -> None:
-    """Queue a task once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: async_task(task_path, *args))
+    """Queue a task once the current transaction commits (at once outside a transaction).
+
+    The caller's data is committed by then, so a broker that cannot take the task must not
+    turn the caller's save into an error: the task is left to the sweeper, which queues every
+    due sync job again (``sweep_sync_jobs``), and the broker's failure is logged once.
+    """
+    transaction.on_commit(lambda: _enqueue(task_path, args), robust=True)
+
+
+def _enqueue(task_path: str, args: tuple[object, ...]) -> None:
+    global _broker_down
+    try:
+        async_task(task_path, *args)
+    except Exception:
+        if not _broker_down:
+            _broker_down = True
+            logger.exception(
+                "The task broker refused %s; the work stays queued in the database and the "
+                "sweeper sends it once the broker is back.",
+                task_path,
+            )
+        return
+    if _broker_down:
+        _broker_down = False
+        logger.warning("The task broker takes tasks again.")
 
 
 def exchange_code(attempt_id: str) -> None:

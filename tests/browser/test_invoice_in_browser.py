@@ -104,7 +104,9 @@ def test_an_invoice_made_sent_and_partly_paid_in_the_crm_shows_in_the_sandbox(
 
     # The CRM's invoice page shows where it stands in Xero.
     xero_box = page.locator(".xero-invoice-status")
-    assert "In Xero: Authorised, 75.00 due" in xero_box.inner_text(), xero_box.inner_text()
+    assert "In Xero: Authorised, 40.00 paid, 75.00 due" in xero_box.inner_text(), (
+        xero_box.inner_text()
+    )
 
     # The sandbox's organisation page shows the invoice as Xero has it.
     page.goto(f"{xero_sandbox.url}/_sandbox/org/{tenant_id}")

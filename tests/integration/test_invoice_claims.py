@@ -81,7 +81,8 @@ def test_an_invoice_number_xero_has_for_another_contact_is_not_taken_over(xero_s
     invoice = sent_invoice(account, number="INV-CLASH", contact=ContactFactory(account=account))
     job = SyncJob.objects.get(host_id=str(invoice.pk))
     assert job.state == SyncJob.State.FAILED
-    assert "already used by another invoice in Xero" in job.error
+    assert "Xero already has invoice number INV-CLASH" in job.error
+    assert theirs["InvoiceID"] in job.error
     (kept,) = [
         i for i in xero_invoices(xero_sandbox, tenant_id) if i["InvoiceNumber"] == "INV-CLASH"
     ]

@@ -530,7 +530,7 @@ def test_partial_then_full_payment(xero_sandbox, connected):
     link = link_of(invoice)
     assert link.xero_status == "PAID"
     assert link.xero_amount_due == Decimal("0.00")
-    assert PaymentLink.objects.filter(deleted_in_xero=False).count() == 2
+    assert PaymentLink.objects.filter(state=PaymentLink.State.LINKED).count() == 2
 
 
 def test_a_payment_over_the_amount_due_is_refused_by_the_crm(connected):
@@ -559,7 +559,7 @@ def test_a_payment_deleted_in_the_crm_is_deleted_in_xero(xero_sandbox, connected
     assert money(xero_invoice["AmountDue"]) == Decimal("100.00")
     (xero_payment,) = [p for p in state["payments"] if p["PaymentID"] == xero_payment_id]
     assert xero_payment["Status"] == "DELETED"
-    assert PaymentLink.objects.get().deleted_in_xero is True
+    assert PaymentLink.objects.get().state == PaymentLink.State.DELETED
 
 
 def test_voiding_a_partly_paid_invoice_removes_its_payments_first(xero_sandbox, connected):

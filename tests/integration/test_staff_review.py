@@ -427,7 +427,7 @@ def test_the_crm_invoice_page_shows_the_xero_state_and_amount_due(
     response = owner_client.get(reverse("crm:invoice_detail", args=[invoice.pk]))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "In Xero: <strong>Authorised</strong>, 60.00 due" in page
+    assert "In Xero: <strong>Authorised</strong>, 40.00 paid, 60.00 due" in page
     link = link_of(invoice)
     assert f"/_sandbox/org/{tenant_id}#invoice-{link.xero_invoice_id}" in page
     assert "Open in Xero" in page
@@ -438,7 +438,7 @@ def test_the_crm_invoice_page_shows_a_failed_sync_in_plain_words(owner_client, r
     response = owner_client.get(reverse("crm:invoice_detail", args=[refused["usd"].pk]))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "Xero did not accept this invoice." in page
+    assert "Not in Xero as it is in the CRM." in page
     assert USD_MESSAGE in page
     assert "multi-currency" in page
     for technical in ("Traceback", 'File "', "JobFailed", "Exception", "xero_integration."):

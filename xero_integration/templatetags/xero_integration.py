@@ -49,7 +49,13 @@ def xero_invoice_status(context: template.Context, invoice: Any) -> dict[str, An
         "host_id": str(invoice.pk),
     }
     job = SyncJob.objects.filter(**key).first()
-    link = InvoiceLink.objects.filter(**key).first()
+    link = (
+        InvoiceLink.objects.of(connection)
+        .filter(host_model=key["host_model"], host_id=key["host_id"])
+        .first()
+        if connection
+        else None
+    )
     url = ""
     if connection and link and link.xero_invoice_id:
         url = services.xero_invoice_url(

@@ -8,6 +8,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -17,6 +18,7 @@ import requests
 
 from xero_integration.xero._http import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, Timeout, send
 from xero_integration.xero.errors import (
+    DeadlineReached,
     RateLimited,
     TokenExpired,
     XeroAPIError,
@@ -129,6 +131,9 @@ class XeroClient:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        #: When set (a ``clock`` reading), no call starts after it and no wait runs past it:
+        #: DeadlineReached is raised instead, so a caller's run ends inside its time budget.
+        self.deadline: float | None = None
 
     # -- the generic calls -------------------------------------------------------------------
 
@@ -199,7 +204,10 @@ class XeroClient:
             except XeroTransportError as exc:
                 # A request that never left is safe to repeat even when it is a plain write.
                 if (repeatable or not exc.request_sent) and attempt < self.max_retries:
-                    self._sleep(self._backoff(attempt))
+                    delay = self._backoff(attempt)
+                    if delay >= self._time_left():
+                        raise
+                    self._sleep(delay)
                     attempt += 1
                     continue
                 raise
@@ -217,7 +225,7 @@ class XeroClient:
                 refreshed = True
                 continue
             delay = self._retry_delay(error, attempt, repeatable)
-            if delay is None:
+            if delay is None or delay >= self._time_left():
                 raise error
             self._sleep(delay)
             attempt += 1
@@ -424,6 +432,18 @@ class XeroClient:
             path = "/" + path
         return self.base_url + path, path.split("?", 1)[0]
 
+    def _time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - self._clock()
+
+    def _slot(self) -> AbstractContextManager[None]:
+        """The limiter's slot for one call, waiting no longer than the deadline allows."""
+        left = self._time_left()
+        if left <= 0:
+            raise DeadlineReached(f"No time left to call Xero for tenant {self.tenant_id}.")
+        if self.deadline is None:
+            return self.limiter.acquire(self.tenant_id)
+        return self.limiter.acquire(self.tenant_id, max_wait=left)
+
     def _send(
         self,
         method: str,
@@ -433,7 +453,7 @@ class XeroClient:
         params: dict[str, str],
         body: bytes | None,
     ) -> requests.Response:
-        with self.limiter.acquire(self.tenant_id):
+        with self._slot():
             response = send(
                 self.session,
                 method,

@@ -275,6 +275,13 @@ class XeroTransportError(XeroError):
         super().__init__(message)
 
 
+class DeadlineReached(XeroError):
+    """The caller's time for this run is up: the call was not sent (and would not have been
+    answered in time). The caller hands its remaining work back to the queue."""
+
+    retryable = True
+
+
 class ThrottledLocally(XeroError):
     """The rate limiter refused to send the call now, to stay within Xero's limits.
 

@@ -64,8 +64,11 @@ class Limiter(Protocol):
     ``observe`` is given the budget state read from each reply (429s included).
     """
 
-    def acquire(self, tenant_id: str) -> AbstractContextManager[None]:
-        """A context manager held while the call is in flight."""
+    def acquire(
+        self, tenant_id: str, max_wait: float | None = None
+    ) -> AbstractContextManager[None]:
+        """A context manager held while the call is in flight; ``max_wait`` shortens the
+        limiter's own bound on waiting."""
         ...
 
     def observe(self, tenant_id: str, state: RateLimitState) -> None:
@@ -77,7 +80,7 @@ class NullLimiter:
     """A limiter that never waits; for tenantless calls or when limits are enforced elsewhere."""
 
     @contextmanager
-    def acquire(self, tenant_id: str) -> Iterator[None]:
+    def acquire(self, tenant_id: str, max_wait: float | None = None) -> Iterator[None]:
         """Let the call go at once."""
         yield
 
@@ -156,9 +159,9 @@ class InMemoryLimiter:
         return until_recheck if until_recheck > 0 else None
 
     @contextmanager
-    def acquire(self, tenant_id: str) -> Iterator[None]:
+    def acquire(self, tenant_id: str, max_wait: float | None = None) -> Iterator[None]:
         """Wait for a slot for ``tenant_id`` (bounded by ``max_wait``), hold it during the call."""
-        deadline = self._clock() + self.max_wait
+        deadline = self._clock() + min(self.max_wait, max_wait if max_wait is not None else 1e18)
         while True:
             with self._condition:
                 now = self._clock()

@@ -126,11 +126,11 @@ class RedisLimiter:
         return [f"{base}:inflight", f"{base}:started", f"{base}:pause", f"{base}:day"]
 
     @contextmanager
-    def acquire(self, tenant_id: str) -> Iterator[None]:
+    def acquire(self, tenant_id: str, max_wait: float | None = None) -> Iterator[None]:
         """Wait for a slot (bounded by ``max_wait``), hold it while the call is in flight."""
         keys = self._keys(tenant_id)
         token = uuid.uuid4().hex
-        deadline = self._clock() + self.max_wait
+        deadline = self._clock() + min(self.max_wait, max_wait if max_wait is not None else 1e18)
         while True:
             verdict, seconds = self._acquire(
                 keys=keys,
