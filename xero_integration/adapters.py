@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils.module_loading import import_string
 
 from xero_integration import app_settings
-from xero_integration.data import HostInvoice, ImportedContact
+from xero_integration.data import HostInvoice, ImportedContact, RecordedPayment
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -109,6 +109,26 @@ class DefaultXeroAdapter:
         staff edited in the CRM may be overwritten.
         """
         raise NotImplementedError
+
+    # Xero's side of invoices -----------------------------------------------------------------
+
+    def record_xero_payments(
+        self, invoice: Model, payments: list[RecordedPayment]
+    ) -> dict[str, str]:
+        """Payments someone recorded against this invoice in Xero. Record each in the CRM (and
+        let the invoice's status follow: partially paid, paid) and return ``{PaymentID: host
+        payment id}`` for those recorded. They are never sent back to Xero, and the app never
+        deletes them there. Default: record nothing; the difference shows as drift in admin."""
+        return {}
+
+    def remove_xero_payments(self, invoice: Model, host_ids: list[str]) -> None:
+        """Payments recorded in Xero (see ``record_xero_payments``) that were removed in Xero:
+        remove them from the CRM. Default: nothing."""
+
+    def payment_model_label(self) -> str:
+        """The "app_label.model" of payments ``record_xero_payments`` creates. Default: the
+        first of ``payment_models``."""
+        return self.payment_models()[0]._meta.label_lower
 
     # Who acts ---------------------------------------------------------------------------------
 

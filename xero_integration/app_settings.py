@@ -85,6 +85,16 @@ class AppSettings:
         return [k.strip() for k in keys]
 
     @property
+    def DRIFT_DAYS(self) -> int:
+        """The daily drift check reads every invoice sent to Xero in this many days."""
+        return int(self._setting("DRIFT_DAYS", 30))
+
+    @property
+    def XERO_CHANGES_MINUTES(self) -> int:
+        """How often invoice and payment changes made in Xero are read (If-Modified-Since)."""
+        return int(self._setting("XERO_CHANGES_MINUTES", 15))
+
+    @property
     def RUN_SECONDS(self) -> float:
         """How long one sync run may keep starting calls to Xero (well inside the task
         timeout: see the system check xero_integration.E004)."""

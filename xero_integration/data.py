@@ -131,3 +131,13 @@ class ImportedContact:
     contact_number: str = ""
     address: HostAddress = field(default_factory=HostAddress)
     archived: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedPayment:
+    """A payment someone recorded in Xero (from the bank feed, say), on its way into the CRM."""
+
+    xero_payment_id: str
+    amount: Decimal
+    date: datetime.date
+    reference: str = ""

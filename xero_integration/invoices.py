@@ -78,6 +78,8 @@ CURRENCY_HELP = (
     "Xero (Settings → Currencies); the invoice is sent again when you retry."
 )
 Reason = SyncJob.Reason
+#: The clock runs measure their time by (tests replace it).
+clock: Callable[[], float] = time.monotonic
 
 
 def run_seconds() -> float:
@@ -296,7 +298,7 @@ class Run:
     def __init__(self, account_key: str, jobs: list[SyncJob]) -> None:
         self.account_key = account_key
         self.jobs = jobs
-        self.deadline = time.monotonic() + run_seconds()
+        self.deadline = clock() + run_seconds()
         self.connection = XeroConnection.objects.filter(account_key=account_key).first()
         self.adapter = get_adapter()
         self.outcomes: dict[int, Any] = {}
@@ -358,7 +360,7 @@ class Run:
             with self.serving_jobs(self.jobs), suppress(DeadlineReached):
                 preloaded, contact_ids = _prepare(self, self.jobs)
         for job in self.jobs:
-            if time.monotonic() >= self.deadline:
+            if clock() >= self.deadline:
                 self.outcomes[job.pk] = Released()
                 continue
             try:
@@ -1448,9 +1450,10 @@ def _record(link: PaymentLink) -> plan.PaymentRecord:
 
 
 def _find(links: list[PaymentLink], record: plan.PaymentRecord) -> PaymentLink:
+    """The link a record was made from (an adopted one carries its PaymentID by now)."""
     return next(
         link
         for link in links
-        if (link.host_model, link.host_id, link.xero_payment_id, link.state)
-        == (record.host_model, record.host_id, record.xero_payment_id, record.state)
+        if (link.host_model, link.host_id, link.xero_payment_id)
+        == (record.host_model, record.host_id, record.xero_payment_id)
     )

@@ -8,6 +8,9 @@ the push itself runs in a django-q2 task after the transaction commits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -103,7 +106,23 @@ def enqueue(
     return queued
 
 
+#: Set while changes that came from Xero are written into the CRM: they must not echo back.
+_from_xero: ContextVar[bool] = ContextVar("xero_integration_from_xero", default=False)
+
+
+@contextmanager
+def changes_from_xero() -> Iterator[None]:
+    """Host saves inside come from Xero (a payment recorded there, say): no sync job."""
+    token = _from_xero.set(True)
+    try:
+        yield
+    finally:
+        _from_xero.reset(token)
+
+
 def _invoice_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    if _from_xero.get():
+        return
     adapter = get_adapter()
     account_key = adapter.get_account_key(instance)
     if account_key:
@@ -121,6 +140,8 @@ def _invoice_deleted(sender: type[Model], instance: Model, **kwargs: Any) -> Non
 
 
 def _payment_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    if _from_xero.get():
+        return
     adapter = get_adapter()
     try:
         invoice = adapter.invoice_for_payment(instance)

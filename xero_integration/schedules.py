@@ -20,6 +20,8 @@ def install_schedules(**kwargs: Any) -> None:
         "sweep_sync_jobs": 1,
         # Contact imports that wait for Xero or whose worker stopped.
         "resume_contact_imports": 5,
+        # Invoice and payment changes made in Xero (the safety net for lost webhooks).
+        "read_xero_changes": app_settings.XERO_CHANGES_MINUTES,
     }
     for task, minutes in every_minutes.items():
         Schedule.objects.update_or_create(
@@ -31,6 +33,15 @@ def install_schedules(**kwargs: Any) -> None:
                 "repeats": -1,
             },
         )
+    # Compare the invoices sent in the last XERO_DRIFT_DAYS with Xero's copies.
+    Schedule.objects.update_or_create(
+        name="xero_integration.check_drift",
+        defaults={
+            "func": "xero_integration.tasks.check_drift",
+            "schedule_type": Schedule.DAILY,
+            "repeats": -1,
+        },
+    )
     # Refresh tokens unused for 30 days, before Xero's 60-day expiry.
     Schedule.objects.update_or_create(
         name="xero_integration.keep_tokens_alive",

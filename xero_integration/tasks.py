@@ -94,7 +94,21 @@ def sweep_sync_jobs() -> int:
 
 
 def process_webhook_events() -> int:
-    """Act on the CONTACT events Xero's webhooks delivered."""
+    """Act on the CONTACT and INVOICE events Xero's webhooks delivered."""
     from xero_integration import webhooks
 
     return webhooks.process()
+
+
+def read_xero_changes() -> int:
+    """Read invoice and payment changes made in Xero, for every connected organisation."""
+    from xero_integration import readback
+
+    return readback.read_changes_everywhere()
+
+
+def check_drift() -> int:
+    """Compare the invoices sent recently with Xero's copies (daily)."""
+    from xero_integration import readback
+
+    return readback.check_drift_everywhere()

@@ -2,7 +2,8 @@
 answer at once; a task then reads the changed contacts and writes them into the CRM.
 
 CONTACT events refresh the contact the same way the incremental import does (so the schedule
-and the webhook agree). INVOICE events need nothing: invoices go from the CRM to Xero only.
+and the webhook agree). INVOICE events bring Xero's side of linked invoices back to the CRM
+(payments recorded in Xero, voids, deletions: see readback.py).
 """
 
 from __future__ import annotations
@@ -72,14 +73,14 @@ def process() -> int:
     be read now stay for the next run."""
     pending = list(WebhookEvent.objects.filter(processed_at=None).order_by("pk")[:5000])
     done: list[int] = []
-    by_tenant: dict[str, list[WebhookEvent]] = {}
+    by_tenant: dict[tuple[str, str], list[WebhookEvent]] = {}
     for event in pending:
-        if event.category != "CONTACT":
+        if event.category not in ("CONTACT", "INVOICE"):
             done.append(event.pk)
             continue
-        by_tenant.setdefault(event.tenant_id, []).append(event)
+        by_tenant.setdefault((event.tenant_id, event.category), []).append(event)
     adapter = get_adapter()
-    for tenant_id, events in by_tenant.items():
+    for (tenant_id, category), events in by_tenant.items():
         connection = XeroConnection.objects.filter(
             tenant_id=tenant_id, status=ConnectionStatus.CONNECTED
         ).first()
@@ -88,9 +89,12 @@ def process() -> int:
             continue
         ids = sorted({event.resource_id for event in events})
         try:
-            _refresh(connection, ids, adapter)
+            if category == "CONTACT":
+                _refresh(connection, ids, adapter)
+            else:
+                _refresh_invoices(connection, ids)
         except (XeroError, ConnectionNotReady) as exc:
-            logger.info("Webhook contacts for %s wait: %s", tenant_id, exc)
+            logger.info("Webhook %s events for %s wait: %s", category.lower(), tenant_id, exc)
             continue
         done.extend(event.pk for event in events)
     WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now())
@@ -104,3 +108,19 @@ def _refresh(connection: XeroConnection, ids: list[str], adapter: Any) -> None:
         reply = client.get("/Contacts", {"IDs": ",".join(chunk), "includeArchived": True}) or {}
         with transaction.atomic():
             contacts.apply_contacts(connection, list(reply.get("Contacts") or []), adapter)
+
+
+def _refresh_invoices(connection: XeroConnection, ids: list[str]) -> None:
+    """Xero's side of the linked invoices the events name (others are not the CRM's)."""
+    from xero_integration import readback
+    from xero_integration.models import InvoiceLink
+
+    linked = sorted(
+        set(
+            InvoiceLink.objects.of(connection)
+            .filter(xero_invoice_id__in=ids)
+            .values_list("xero_invoice_id", flat=True)
+        )
+    )
+    if linked:
+        readback.read_by_ids(connection, connect.api_client(connection), linked)

@@ -234,6 +234,9 @@ class Payment(models.Model):
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     date = models.DateField()
     reference = models.CharField(max_length=255, blank=True)
+    # Recorded by someone working in Xero (the bank feed, say) and brought into the CRM by the
+    # integration: it is changed or removed in Xero, not here.
+    recorded_in_xero = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -208,6 +208,11 @@ def payment_delete(request: HttpRequest, pk: int, payment_pk: int) -> HttpRespon
         payment = get_object_or_404(Payment, pk=payment_pk, invoice=invoice)
         if invoice.status == Invoice.Status.VOID:
             messages.error(request, "Payments of a void invoice cannot be changed.")
+        elif payment.recorded_in_xero:
+            messages.error(
+                request,
+                "This payment was recorded in Xero: remove it in Xero, and the CRM follows.",
+            )
         else:
             payment.delete()
             invoice.recalculate()

@@ -22,6 +22,7 @@ from xero_integration.data import (
     HostTaxComponent,
     ImportedContact,
     InvoiceStatus,
+    RecordedPayment,
 )
 
 CONTACT_MODEL = "crm.contact"
@@ -136,6 +137,31 @@ class CrmXeroAdapter(DefaultXeroAdapter):
         if since is not None:
             invoices = invoices.filter(issue_date__gte=since)
         return invoices.order_by("issue_date", "pk")
+
+    def record_xero_payments(
+        self, invoice: Model, payments: list[RecordedPayment]
+    ) -> dict[str, str]:
+        """Payments recorded in Xero become CRM payments marked so; the status follows."""
+        assert isinstance(invoice, Invoice)
+        recorded = {}
+        for payment in payments:
+            created = Payment.objects.create(
+                invoice=invoice,
+                amount=payment.amount,
+                date=payment.date,
+                reference=payment.reference[:255],
+                recorded_in_xero=True,
+            )
+            recorded[payment.xero_payment_id] = str(created.pk)
+        invoice.recalculate()
+        return recorded
+
+    def remove_xero_payments(self, invoice: Model, host_ids: list[str]) -> None:
+        assert isinstance(invoice, Invoice)
+        Payment.objects.filter(
+            invoice=invoice, pk__in=[int(pk) for pk in host_ids], recorded_in_xero=True
+        ).delete()
+        invoice.recalculate()
 
     def contact_model(self) -> str:
         return CONTACT_MODEL

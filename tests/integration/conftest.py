@@ -6,6 +6,8 @@ The ``xero_sandbox`` fixture comes from the package's pytest plugin
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -241,3 +243,28 @@ def connected(xero_sandbox, xero_app):
     connection.country_code = "NZ"
     connection.save()
     return org["tenant_id"], account, connection
+
+
+@pytest.fixture
+def client_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wire client's in-call retries (backoff, Retry-After) happen at once: the retry
+    logic is the same, the suite stays fast."""
+    from xero_integration import connect
+    from xero_integration.xero.client import XeroClient
+
+    monkeypatch.setattr(connect, "XeroClient", functools.partial(XeroClient, sleep=lambda s: None))
+
+
+@pytest.fixture
+def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Saves inside ``with no_dispatch():`` queue jobs without starting them, so that one run
+    takes them together as a batch."""
+    from xero_integration import tasks
+
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        with monkeypatch.context() as patched:
+            patched.setattr(tasks, "dispatch", lambda *args: None)
+            yield
+
+    return held
