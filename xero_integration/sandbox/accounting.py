@@ -77,6 +77,9 @@ MSG_PAYMENT_ALLOCATED = (
     "This document cannot be edited as it has a payment or credit note allocated to it."
 )
 MSG_OVERPAYMENT = "Payment amount exceeds the amount outstanding on this document"
+# Xero's wording for this refusal is not documented; this follows its "This document cannot be
+# edited as it has ..." pattern (docs/sandbox.md lists the choice).
+MSG_PAYMENT_RECONCILED = "This payment cannot be deleted as it has been reconciled."
 
 
 def money(value: Decimal) -> Decimal:
@@ -193,6 +196,10 @@ class Accounting:
         )
         with organisation.lock:
             return handler(context, parts[1:])
+
+    def person_context(self, request: Request, organisation: Organisation) -> Context:
+        """The context of a change a person makes in Xero's own screens: no app is involved."""
+        return Context(request, organisation, "Xero", None, self.sandbox.clock.now())
 
     # ---- Organisation ------------------------------------------------------------------
     def _organisation(self, ctx: Context, rest: list[str]) -> Response:
@@ -625,7 +632,7 @@ class Accounting:
             if len(rest) > 1:
                 raise not_found("Endpoint")
             if method == "GET":
-                return ctx.ok(Invoices=[self._invoice_out(ctx, invoice, lines=True)])
+                return ctx.ok(Invoices=[self.invoice_out(ctx, invoice, lines=True)])
             ctx.only("POST")
             items = ctx.items("Invoices")
             for item in items:
@@ -633,8 +640,8 @@ class Accounting:
             return ctx.batch(
                 items,
                 "Invoices",
-                lambda item, i: self._save_invoice(ctx, item, i),
-                out=lambda r: self._invoice_out(ctx, r, lines=True),
+                lambda item, i: self.save_invoice(ctx, item, i),
+                out=lambda r: self.invoice_out(ctx, r, lines=True),
             )
         if method == "GET":
             records = list(org.invoices.values())
@@ -668,15 +675,15 @@ class Accounting:
             lines = bool(pagination) or bool(ids)
             if query_bool(ctx.query.get("summaryonly")):
                 lines = False
-            return ctx.ok(Invoices=[self._invoice_out(ctx, r, lines) for r in page], **pagination)
+            return ctx.ok(Invoices=[self.invoice_out(ctx, r, lines) for r in page], **pagination)
         ctx.only("PUT", "POST")
         items = ctx.items("Invoices")
         create_only = method == "PUT"
         return ctx.batch(
             items,
             "Invoices",
-            lambda item, i: self._save_invoice(ctx, item, i, create_only=create_only),
-            out=lambda r: self._invoice_out(ctx, r, lines=True),
+            lambda item, i: self.save_invoice(ctx, item, i, create_only=create_only),
+            out=lambda r: self.invoice_out(ctx, r, lines=True),
         )
 
     def _find_invoice(self, org: Organisation, key: str) -> dict | None:
@@ -693,7 +700,7 @@ class Accounting:
             None,
         )
 
-    def _invoice_out(self, ctx: Context, invoice: dict, lines: bool) -> dict:
+    def invoice_out(self, ctx: Context, invoice: dict, lines: bool) -> dict:
         out = {k: v for k, v in invoice.items() if not k.startswith("_")}
         out["DateString"] = iso_out(invoice["Date"])
         if invoice.get("DueDate"):
@@ -723,7 +730,7 @@ class Accounting:
         invoice["UpdatedDateUTC"] = ctx.now
         return Response(status=204, body=b"")
 
-    def _save_invoice(self, ctx: Context, item: dict, index: int, create_only: bool = False):
+    def save_invoice(self, ctx: Context, item: dict, index: int, create_only: bool = False):
         org = ctx.org
         existing = None
         if not create_only:
@@ -1229,7 +1236,7 @@ class Accounting:
             ctx.only("POST")
             items = ctx.items("Payments", bare=True)
             return ctx.batch(
-                items, "Payments", lambda item, i: self._delete_payment(ctx, payment, item)
+                items, "Payments", lambda item, i: self.delete_payment(ctx, payment, item)
             )
         if method == "GET":
             records = q.order(
@@ -1240,16 +1247,16 @@ class Accounting:
             return ctx.ok(Payments=page, **pagination)
         ctx.only("PUT", "POST")
         items = ctx.items("Payments", bare=True)
-        return ctx.batch(items, "Payments", lambda item, i: self._create_payment(ctx, item, i))
+        return ctx.batch(items, "Payments", lambda item, i: self.create_payment(ctx, item, i))
 
-    def _create_payment(self, ctx: Context, item: dict, index: int) -> dict:
+    def create_payment(self, ctx: Context, item: dict, index: int) -> dict:
         org = ctx.org
         path = f"Payments[{index}]"
         if item.get("PaymentID") and item.get("Status"):
             payment = org.payments.get(str(item["PaymentID"]).lower())
             if payment is None:
                 raise Invalid("The Payment with the specified PaymentID could not be found.")
-            return self._delete_payment(ctx, payment, item)
+            return self.delete_payment(ctx, payment, item)
         errors = Invalid()
         given_invoice = item.get("Invoice") or {}
         if not isinstance(given_invoice, dict):
@@ -1315,7 +1322,9 @@ class Accounting:
             "Status": "AUTHORISED",
             "UpdatedDateUTC": ctx.now,
             "HasAccount": True,
-            "IsReconciled": bool(item.get("IsReconciled", False)),
+            "IsReconciled": parse_bool(item["IsReconciled"], f"{path}.IsReconciled")
+            if item.get("IsReconciled") is not None
+            else False,
             "HasValidationErrors": False,
             "Account": {
                 "AccountID": account["AccountID"],
@@ -1340,7 +1349,7 @@ class Accounting:
         self.sandbox.webhooks.emit(org, "INVOICE", invoice["InvoiceID"], "UPDATE")
         return payment
 
-    def _delete_payment(self, ctx: Context, payment: dict, item: dict) -> dict:
+    def delete_payment(self, ctx: Context, payment: dict, item: dict) -> dict:
         extra = set(item) - {"Status", "PaymentID", "HasValidationErrors", "HasAccount"}
         if extra:
             raise Invalid("Only Status accepted for updates.")
@@ -1349,6 +1358,8 @@ class Accounting:
             raise Invalid("Only Status accepted for updates.")
         if payment["Status"] == "DELETED":
             raise Invalid("This payment has already been deleted.")
+        if payment.get("IsReconciled"):
+            raise Invalid(MSG_PAYMENT_RECONCILED)
         invoice = ctx.org.invoices.get(payment["Invoice"]["InvoiceID"])
         lock = ctx.org.period_lock_date
         if lock and payment["Date"] <= lock:
@@ -1415,10 +1426,16 @@ def _payment_ref(payment: dict) -> dict:
 
 
 class Context:
-    """One Accounting API request being answered."""
+    """One Accounting API request being answered, or one change a person makes in Xero
+    (``client_id`` None: no app made it)."""
 
     def __init__(
-        self, request: Request, org: Organisation, provider: str, client_id: str, now: datetime
+        self,
+        request: Request,
+        org: Organisation,
+        provider: str,
+        client_id: str | None,
+        now: datetime,
     ) -> None:
         self.request = request
         self.org = org
