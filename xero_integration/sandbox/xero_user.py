@@ -5,9 +5,12 @@ INVOICE and CONTACT webhook events follow as Xero sends them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .accounting import Invalid
+from .accounting import invoices as invoice_api
+from .accounting import payments as payment_api
 from .messages import Request
 from .state import Organisation
 from .wire import ApiError, parse_bool, validation_exception
@@ -50,10 +53,8 @@ class XeroUser:
             ctx = accounting.person_context(request, organisation)
 
             def save(item: dict, index: int) -> dict:
-                record = accounting.save_invoice(
-                    ctx, item, index, create_only=not item.get("InvoiceID")
-                )
-                view = accounting.invoice_out(ctx, record, lines=True)
+                record = invoice_api.save(ctx, item, index, create_only=not item.get("InvoiceID"))
+                view = invoice_api.view(ctx, record, lines=True)
                 warnings = record.pop("_warnings", None)
                 if warnings:
                     view["Warnings"] = [{"Message": w} for w in warnings]
@@ -72,7 +73,7 @@ class XeroUser:
             def save(item: dict, index: int) -> dict:
                 if item.get("PaymentID"):
                     return _payment_view(self._reconcile(ctx, item, index))
-                return _payment_view(accounting.create_payment(ctx, item, index))
+                return _payment_view(payment_api.create(ctx, item, index))
 
             return self._each(payments, save)
 
@@ -86,11 +87,11 @@ class XeroUser:
             ctx = accounting.person_context(request, organisation)
             return self._each(
                 [{"PaymentID": payment["PaymentID"], "Status": "DELETED"}],
-                lambda item, index: _payment_view(accounting.delete_payment(ctx, payment, item)),
+                lambda item, index: _payment_view(payment_api.delete(ctx, payment, item)),
             )[0]
 
     @staticmethod
-    def _each(items: list[dict], save: Any) -> list[dict]:
+    def _each(items: list[dict], save: Callable[[dict, int], dict]) -> list[dict]:
         """Apply the changes in order, as a person saves one screen after another; the first
         one Xero refuses stops the rest."""
         applied: list[dict] = []
