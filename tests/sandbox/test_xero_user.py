@@ -22,7 +22,7 @@ from tests.sandbox.test_accounting_rules import (
     validation_messages,
 )
 from tests.sandbox.test_webhooks_and_state import KEY, Receiver
-from xero_integration.testing.sandbox_server import SandboxError
+from xero_integration.testing import SandboxError
 
 PAYMENT_RECONCILED = "This payment cannot be deleted as it has been reconciled."
 
