@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from . import state as st
 from .messages import Request, Response
 from .oauth import DEPRECATED_SCOPES, SCOPE_WORDS
 from .wire import ApiError, drop_none, to_wire
+from .xero_user import Refused, XeroUser
 
 if TYPE_CHECKING:
     from .core import Sandbox
@@ -28,6 +30,7 @@ def bad_request(message: str) -> ApiError:
 class Control:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
+        self.xero_user = XeroUser(sandbox)
 
     def handle(self, request: Request) -> Response:
         path = request.path[len("/_sandbox") :].rstrip("/") or "/"
@@ -66,6 +69,17 @@ class Control:
         match = re.fullmatch(r"/organisations/([^/]+)/contacts/([^/]+)/merge", path)
         if match and method == "POST":
             return self.merge_contact(self._organisation(match.group(1)), match.group(2), request)
+        match = re.fullmatch(r"/organisations/([^/]+)/invoices", path)
+        if match and method == "POST":
+            return self.user_invoices(self._organisation(match.group(1)), request)
+        match = re.fullmatch(r"/organisations/([^/]+)/payments", path)
+        if match and method == "POST":
+            return self.user_payments(self._organisation(match.group(1)), request)
+        match = re.fullmatch(r"/organisations/([^/]+)/payments/([^/]+)", path)
+        if match and method == "DELETE":
+            return self.user_delete_payment(
+                self._organisation(match.group(1)), match.group(2), request
+            )
         raise ApiError(404, {"error": f"No control endpoint {method} /_sandbox{path}"})
 
     # ---- helpers -----------------------------------------------------------------------
@@ -366,6 +380,47 @@ class Control:
         self.sandbox.webhooks.emit(organisation, "CONTACT", contact_id, "UPDATE")
         self.sandbox.save()
         return Response.json({"merged": contact_id, "into": target["ContactID"]})
+
+    def _objects(self, request: Request, key: str, kind: str) -> list[dict]:
+        objects = self._body(request).get(key)
+        if not isinstance(objects, list) or not all(isinstance(o, dict) for o in objects):
+            raise bad_request(f"'{key}' must be a list of Xero {kind} objects.")
+        return objects
+
+    def _as_person(self, key: str, change: Callable[[], list[dict]]) -> Response:
+        """Run a person's change; Xero's refusal comes back as Xero words it (400), with the
+        changes saved before it under ``key``."""
+        try:
+            return Response.json(drop_none(to_wire({key: change()})))
+        except Refused as refused:
+            body = refused.error.body if isinstance(refused.error.body, dict) else {}
+            answer = {**body, key: refused.applied}
+            return Response.json(drop_none(to_wire(answer)), refused.error.status)
+        finally:
+            self.sandbox.save()
+
+    def user_invoices(self, organisation: st.Organisation, request: Request) -> Response:
+        """A person creates invoices in Xero, or edits, approves, voids or deletes them."""
+        invoices = self._objects(request, "invoices", "invoice")
+        return self._as_person(
+            "invoices", lambda: self.xero_user.save_invoices(organisation, request, invoices)
+        )
+
+    def user_payments(self, organisation: st.Organisation, request: Request) -> Response:
+        """A person records payments in Xero (e.g. from the bank feed) or (un)reconciles them."""
+        payments = self._objects(request, "payments", "payment")
+        return self._as_person(
+            "payments", lambda: self.xero_user.save_payments(organisation, request, payments)
+        )
+
+    def user_delete_payment(
+        self, organisation: st.Organisation, payment_id: str, request: Request
+    ) -> Response:
+        """A person removes a payment in Xero."""
+        return self._as_person(
+            "payments",
+            lambda: [self.xero_user.remove_payment(organisation, request, payment_id)],
+        )
 
     @staticmethod
     def describe_value(value: Any) -> Any:

@@ -4,12 +4,15 @@ on HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import pickle
 import random
 import re
 import secrets
+import tempfile
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -49,6 +52,7 @@ class Sandbox:
     def __init__(self, state_file: str | Path | None = None, seed: int | None = None) -> None:
         self.clock = Clock()
         self.lock = threading.RLock()
+        self._save_lock = threading.Lock()
         self.random = random.Random(seed)
         self.state_file = Path(state_file) if state_file else None
         self.stopping = threading.Event()
@@ -88,7 +92,7 @@ class Sandbox:
             self._reset_state()
             if hasattr(self, "webhooks"):
                 self.webhooks.clear()
-            self.save()
+        self.save()
 
     _PERSISTED = (
         "signing_key",
@@ -101,17 +105,46 @@ class Sandbox:
     )
 
     def save(self) -> None:
-        """Write organisations, apps and grants to ``--state FILE`` (the demo's memory)."""
+        """Write organisations, apps and grants to ``--state FILE`` (the demo's memory).
+
+        Saves run one at a time, each taking its snapshot and writing it before the next
+        starts, so the file always ends with the latest state. Never raises: the change being
+        saved is already applied, and its caller must still get its answer. Never call it while
+        holding an organisation's lock (the snapshot takes them all, after ``self.lock``)."""
         if not self.state_file:
             return
-        with self.lock:
+        with self._save_lock:
+            try:
+                self._write_state(self._snapshot())
+            except Exception:
+                log.exception("Could not write the sandbox state file %s", self.state_file)
+
+    def _snapshot(self) -> bytes:
+        """Everything persisted, pickled while no request can change it."""
+        with self.lock, contextlib.ExitStack() as held:
+            for organisation in sorted(self.organisations.values(), key=lambda o: o.tenant_id):
+                held.enter_context(organisation.lock)
             snapshot = {name: getattr(self, name) for name in self._PERSISTED}
             snapshot["clock_offset"] = self.clock.offset_seconds
-            data = pickle.dumps(snapshot)
-        temporary = self.state_file.with_suffix(".tmp")
-        temporary.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
-        temporary.replace(self.state_file)
+            return pickle.dumps(snapshot)
+
+    def _write_state(self, data: bytes) -> None:
+        """Replace the state file atomically: a reader sees the old file or the new, whole."""
+        assert self.state_file is not None
+        folder = self.state_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # A temporary file of its own: another process may share the folder or the state file.
+        descriptor, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{self.state_file.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+            os.replace(temporary, self.state_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     def _load(self) -> None:
         assert self.state_file is not None
@@ -343,6 +376,13 @@ class Sandbox:
             response = self.accounting.handle(request, organisation)
             entry["response"] = response
             return response
+        except BaseException:
+            # An emulator fault is not Xero's answer to the key: a retry must run afresh
+            # rather than get this failure replayed for the whole window.
+            with self.lock:
+                if self.idempotency.get(cache_key) is entry:
+                    del self.idempotency[cache_key]
+            raise
         finally:
             entry["done"].set()
 

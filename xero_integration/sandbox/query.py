@@ -1,6 +1,9 @@
-"""Xero's ``where`` and ``order`` query parameters: a small parser for the expressions
+r"""Xero's ``where`` and ``order`` query parameters: a small parser for the expressions
 xero-api.md §2.3 lists (comparisons, ``&&``/``||``/``AND``/``OR``, ``Contains``, ``StartsWith``,
-``EndsWith``, ``ToLower``, ``Guid("...")``, ``DateTime(y, m, d)``), compiled to a predicate."""
+``EndsWith``, ``ToLower``, ``Guid("...")``, ``DateTime(y, m, d)``), compiled to a predicate.
+
+A string runs from one double quote to the next: Xero has no escape for a quote inside it, so
+``Name=="a\"b"`` or ``Name=="a""b"`` leave tokens over and fail with Xero's "Syntax error"."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ Predicate = Callable[[Record], bool]
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
+        (?P<string>"[^"]*")
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<op>==|!=|>=|<=|&&|\|\||[<>!().,])
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -28,13 +31,24 @@ _TOKEN = re.compile(
 _MISSING = object()
 
 
+SYNTAX_ERROR = "Syntax error"
+
+
 def _tokenize(text: str) -> list[tuple[str, str]]:
+    """The tokens of ``text``. What cannot be read becomes an ``error`` token, the last one:
+    Xero's parser reads a token only when it gets to it, so what comes before decides the
+    message (a stray identifier gives "Syntax error" before a later unterminated string)."""
     tokens, position = [], 0
     text = text.rstrip()
     while position < len(text):
         match = _TOKEN.match(text, position)
         if not match or match.end() == position:
-            raise QueryParseError(f"Unexpected character at position {position} in '{text}'")
+            rest = text[position:].lstrip()
+            if rest.startswith('"'):
+                tokens.append(("error", "Unterminated string literal"))
+            else:
+                tokens.append(("error", f"{SYNTAX_ERROR} '{rest[0]}'"))
+            break
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind)))
         position = match.end()
@@ -86,15 +100,18 @@ class _Parser:
 
     def take(self, value: str | None = None) -> tuple[str, str]:
         token = self.peek()
+        if token is not None and token[0] == "error":
+            raise QueryParseError(token[1])
         if token is None or (value is not None and token[1].upper() != value.upper()):
-            raise QueryParseError(f"Unable to parse the where clause '{self.text}'")
+            raise QueryParseError(SYNTAX_ERROR)
         self.index += 1
         return token
 
     def parse(self) -> Predicate:
         predicate = self.parse_or()
-        if self.peek() is not None:
-            raise QueryParseError(f"Unable to parse the where clause '{self.text}'")
+        token = self.peek()
+        if token is not None:
+            raise QueryParseError(token[1] if token[0] == "error" else SYNTAX_ERROR)
         return predicate
 
     def parse_or(self) -> Predicate:
@@ -139,13 +156,13 @@ class _Parser:
     def parse_operand(self) -> Callable[[Record], Any]:
         kind, value = self.take()
         if kind == "string":
-            text = re.sub(r"\\(.)", r"\1", value[1:-1])
+            text = value[1:-1]
             return lambda r: text
         if kind == "number":
             number = Decimal(value)
             return lambda r: number
         if kind != "name":
-            raise QueryParseError(f"Unable to parse the where clause '{self.text}'")
+            raise QueryParseError(SYNTAX_ERROR)
         upper = value.upper()
         if upper == "TRUE":
             return lambda r: True
@@ -160,10 +177,10 @@ class _Parser:
             return lambda r: guid
         if upper == "DATETIME":
             self.take("(")
-            parts = [int(self.take()[1])]
+            parts = [self._whole_number()]
             while self.peek() and self.peek()[1] == ",":
                 self.take(",")
-                parts.append(int(self.take()[1]))
+                parts.append(self._whole_number())
             self.take(")")
             try:
                 moment = datetime(*parts) if len(parts) > 3 else date(*parts)
@@ -181,6 +198,12 @@ class _Parser:
                 path = [*path, member]
                 getter = (lambda p: lambda r: _field(r, p))(path)
         return getter
+
+    def _whole_number(self) -> int:
+        kind, value = self.take()
+        if kind != "number" or not value.lstrip("-").isdigit():
+            raise QueryParseError(SYNTAX_ERROR)
+        return int(value)
 
     def _method(self, target: Callable, name: str) -> Callable[[Record], Any]:
         self.take("(")
@@ -205,10 +228,10 @@ class _Parser:
                 return value.startswith(needle)
             if upper == "ENDSWITH":
                 return value.endswith(needle)
-            raise QueryParseError(f"Unknown method {name} in the where clause")
+            raise QueryParseError(f"No applicable method '{name}' exists in type 'String'")
 
         if upper not in ("TOLOWER", "TOUPPER", "CONTAINS", "STARTSWITH", "ENDSWITH"):
-            raise QueryParseError(f"Unknown method {name} in the where clause")
+            raise QueryParseError(f"No applicable method '{name}' exists in type 'String'")
         return call
 
 

@@ -89,8 +89,14 @@ def serve(
 class BackgroundSandbox:
     """A sandbox served from a background thread on a free loopback port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int | None = None) -> None:
-        self.sandbox = Sandbox(seed=seed)
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+        state_file: str | Path | None = None,
+    ) -> None:
+        self.sandbox = Sandbox(state_file=state_file, seed=seed)
         self.server = SandboxHTTPServer((host, port), self.sandbox)
         self.url = self.sandbox.base_url
         self._thread = threading.Thread(

@@ -16,7 +16,33 @@ DEFAULT_SCOPE = (
 
 
 class SandboxError(AssertionError):
-    """The control API refused a set-up call; the message carries its answer."""
+    """The control API refused a call; the message carries its answer, ``status`` and ``body``
+    hold it (for a change Xero refused, ``body`` is Xero's ValidationException)."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+    @property
+    def messages(self) -> list[str]:
+        """Every ``ValidationErrors[].Message`` of Xero's refusal, in order."""
+        found: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for error in value.get("ValidationErrors") or []:
+                    if isinstance(error, dict) and error.get("Message"):
+                        found.append(error["Message"])
+                for key, item in value.items():
+                    if key != "ValidationErrors":
+                        walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self.body.get("Elements") if isinstance(self.body, dict) else None)
+        return found
 
 
 class SandboxServer:
@@ -56,7 +82,7 @@ class SandboxServer:
     def _ok(self, method: str, path: str, json: Any = None, params: dict | None = None) -> Any:
         status, body = self.control(method, path, json, params)
         if status >= 400:
-            raise SandboxError(f"{method} /_sandbox/{path} answered {status}: {body}")
+            raise SandboxError(f"{method} /_sandbox/{path} answered {status}: {body}", status, body)
         return body
 
     def reset(self) -> None:
@@ -173,6 +199,26 @@ class SandboxServer:
         return self._ok(
             "POST", f"organisations/{tenant_id}/contacts/{contact_id}/merge", {"into": into}
         )
+
+    def xero_user_invoices(self, tenant_id: str, invoices: list[dict]) -> list[dict]:
+        """Create invoices as a person would in Xero, or edit the ones whose ``InvoiceID`` is
+        given (``Status`` AUTHORISED, VOIDED or DELETED included), under Xero's rules; the
+        invoices as the API returns them. A refusal raises ``SandboxError`` with Xero's body."""
+        return self._ok("POST", f"organisations/{tenant_id}/invoices", {"invoices": invoices})[
+            "invoices"
+        ]
+
+    def xero_user_payments(self, tenant_id: str, payments: list[dict]) -> list[dict]:
+        """Record payments as a person would in Xero (``IsReconciled`` optional), or
+        (un)reconcile recorded ones with ``{"PaymentID", "IsReconciled"}``; the payments as
+        the API returns them. A refusal raises ``SandboxError`` with Xero's body."""
+        return self._ok("POST", f"organisations/{tenant_id}/payments", {"payments": payments})[
+            "payments"
+        ]
+
+    def xero_user_delete_payment(self, tenant_id: str, payment_id: str) -> None:
+        """Remove a payment as a person would in Xero (refused while it is reconciled)."""
+        self._ok("DELETE", f"organisations/{tenant_id}/payments/{payment_id}")
 
     # ---- Accounting API ----------------------------------------------------------------
     def api(
