@@ -6,10 +6,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from xero_integration import contacts, outbox, services
+from xero_integration import contacts, invoices, outbox, services
 from xero_integration.adapters import get_adapter
 from xero_integration.models import (
     ConnectAttempt,
@@ -66,13 +67,21 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     """Connections: status and organisation read-only, default accounts editable."""
 
     form = XeroConnectionForm
-    list_display = ["account", "tenant_name", "status", "connected_at", "tokens_refreshed_at"]
+    list_display = [
+        "account",
+        "tenant_name",
+        "status",
+        "waiting_jobs",
+        "connected_at",
+        "tokens_refreshed_at",
+    ]
     list_filter = ["status"]
     search_fields = ["account_key", "tenant_name", "tenant_id"]
     readonly_fields = [
         "account",
         "status",
         "status_reason",
+        "waiting_jobs",
         "tenant_name",
         "tenant_id",
         "connection_id",
@@ -88,7 +97,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         "accounts_loaded_at",
     ]
     fieldsets = [
-        (None, {"fields": ["account", "status", "status_reason"]}),
+        (None, {"fields": ["account", "status", "status_reason", "waiting_jobs"]}),
         (
             "Organisation",
             {
@@ -124,6 +133,28 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Connections are made through Xero's consent screen only.
         return False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        waiting = (
+            SyncJob.objects.filter(
+                account_key=OuterRef("account_key"),
+                state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
+            )
+            .values("account_key")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(waiting=Subquery(waiting))
+
+    @admin.display(description="Invoices waiting")
+    def waiting_jobs(self, obj: XeroConnection) -> int:
+        """Invoices queued for Xero (while disconnected, they wait for the reconnect)."""
+        if hasattr(obj, "waiting"):
+            return obj.waiting or 0
+        return SyncJob.objects.filter(
+            account_key=obj.account_key,
+            state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
+        ).count()
 
     @admin.action(description="Import contact changes from Xero now")
     def import_contact_changes(self, request: HttpRequest, queryset: Any) -> None:
@@ -258,10 +289,26 @@ class SyncJobAdmin(admin.ModelAdmin):
     """Invoices on their way to Xero. Failed ones keep Xero's message until staff fix the data
     and retry, or mark them resolved."""
 
-    list_display = ["number", "account", "state", "attempts", "error_message", "updated_at"]
-    list_filter = ["state", "deleted", "ambiguous", "account_key", "created_at", "updated_at"]
+    list_display = [
+        "number",
+        "account",
+        "state",
+        "reason",
+        "attempts",
+        "error_message",
+        "updated_at",
+    ]
+    list_filter = [
+        "state",
+        "reason",
+        "deleted",
+        "ambiguous",
+        "account_key",
+        "created_at",
+        "updated_at",
+    ]
     search_fields = ["number", "host_id", "error"]
-    actions = ["retry", "mark_resolved"]
+    actions = ["retry", "mark_resolved", "link_to_existing_invoice", "send_as_new_invoice"]
     readonly_fields = [
         "account",
         "host_model",
@@ -275,6 +322,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "not_before",
         "lease_until",
         "ambiguous",
+        "reason",
         "error",
         "error_fields",
         "xero_link",
@@ -318,6 +366,28 @@ class SyncJobAdmin(admin.ModelAdmin):
             link.xero_status,
         )
 
+    @admin.action(description="Link to the invoice already in Xero (number in use), then retry")
+    def link_to_existing_invoice(self, request: HttpRequest, queryset: Any) -> None:
+        linked = invoices.link_to_existing(queryset)
+        skipped = queryset.count() - linked
+        self.message_user(
+            request,
+            f"{linked} job(s) linked to the Xero invoice holding their number and queued; "
+            f"{skipped} skipped (no invoice in Xero holds their number).",
+            messages.SUCCESS if linked else messages.WARNING,
+        )
+
+    @admin.action(description="Send again as a new Xero invoice (deleted in Xero)")
+    def send_as_new_invoice(self, request: HttpRequest, queryset: Any) -> None:
+        sent = invoices.send_again_as_new(queryset)
+        skipped = queryset.count() - sent
+        self.message_user(
+            request,
+            f"{sent} invoice(s) queued to be created again in Xero; {skipped} skipped (only "
+            "invoices deleted in Xero can be sent again).",
+            messages.SUCCESS if sent else messages.WARNING,
+        )
+
     @admin.action(description="Retry the selected jobs now")
     def retry(self, request: HttpRequest, queryset: Any) -> None:
         count = outbox.retry(queryset)
@@ -349,16 +419,19 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "xero_status",
         "crm_total",
         "xero_total",
+        "xero_amount_paid",
         "xero_amount_due",
         "total_mismatch",
+        "drift_detail",
         "open_in_xero",
         "pushed_at",
     ]
-    list_filter = ["xero_status", "total_mismatch"]
+    list_filter = ["xero_status", "total_mismatch", "drift", "tenant_id"]
     search_fields = ["invoice_number", "xero_invoice_id", "host_id"]
     actions = ["sync_now"]
     readonly_fields = [
         "account_key",
+        "tenant_id",
         "host_model",
         "host_id",
         "invoice_number",
@@ -366,8 +439,15 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "xero_status",
         "crm_total",
         "xero_total",
+        "xero_amount_paid",
         "xero_amount_due",
         "total_mismatch",
+        "drift",
+        "drift_detail",
+        "conflict_invoice_id",
+        "unanswered_creates",
+        "xero_updated_at",
+        "read_at",
         "open_in_xero",
         "pushed_at",
     ]
@@ -378,9 +458,9 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
         if not connection or not obj.xero_invoice_id:
             return "—"
-        url = services.xero_invoice_url(
-            connection.tenant_id, connection.short_code, obj.xero_invoice_id
-        )
+        # A link of an organisation connected before: its short code is not known any more.
+        short_code = connection.short_code if connection.tenant_id == obj.tenant_id else ""
+        url = services.xero_invoice_url(obj.tenant_id, short_code, obj.xero_invoice_id)
         return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', url)
 
     @admin.action(description="Sync the selected invoices now")

@@ -507,6 +507,92 @@ def _prepare(
     return preloaded, contact_ids
 
 
+# ---- staff's decisions ------------------------------------------------------------------------
+
+
+def _links_of(jobs: Any) -> list[tuple[SyncJob, InvoiceLink]]:
+    pairs = []
+    for job in jobs:
+        connection = XeroConnection.objects.filter(account_key=job.account_key).first()
+        if connection is None:
+            continue
+        link = (
+            InvoiceLink.objects.of(connection)
+            .filter(host_model=job.host_model, host_id=job.host_id)
+            .first()
+        )
+        if link is not None:
+            pairs.append((job, link))
+    return pairs
+
+
+def link_to_existing(jobs: Any) -> int:
+    """Staff say the invoice Xero already holds under a job's number is this CRM invoice: link
+    it, and retry (the CRM's invoice is then sent as an update of it)."""
+    from xero_integration import outbox
+
+    chosen = []
+    for job, link in _links_of(jobs):
+        if not link.conflict_invoice_id or link.xero_invoice_id:
+            continue
+        link.xero_invoice_id = link.conflict_invoice_id
+        link.conflict_invoice_id = ""
+        link.xero_status = ""
+        link.payload_hash = ""
+        link.unanswered_creates = []
+        link.save()
+        SyncLog.objects.create(
+            account_key=job.account_key,
+            job=job,
+            host_id=job.host_id,
+            action="invoice_linked_by_staff",
+            outcome=SyncLog.Outcome.INFO,
+            message=f"Invoice {job.number}: linked by staff to the invoice Xero holds under its "
+            f"number (InvoiceID {link.xero_invoice_id}).",
+        )
+        chosen.append(job.pk)
+    if chosen:
+        outbox.retry(SyncJob.objects.filter(pk__in=chosen))
+    return len(chosen)
+
+
+def send_again_as_new(jobs: Any) -> int:
+    """Staff want an invoice that was deleted in Xero created there again: forget the deleted
+    one, and retry."""
+    from xero_integration import outbox
+
+    chosen = []
+    for job, link in _links_of(jobs):
+        if link.xero_status != "DELETED":
+            continue
+        deleted_id = link.xero_invoice_id
+        InvoiceLink.objects.filter(pk=link.pk).update(
+            xero_invoice_id="",
+            xero_status="",
+            payload_hash="",
+            unanswered_creates=[],
+            xero_total=None,
+            xero_amount_due=None,
+            xero_amount_paid=None,
+            total_mismatch=False,
+            drift=False,
+            drift_detail="",
+        )
+        SyncLog.objects.create(
+            account_key=job.account_key,
+            job=job,
+            host_id=job.host_id,
+            action="invoice_sent_again",
+            outcome=SyncLog.Outcome.INFO,
+            message=f"Invoice {job.number}: deleted in Xero (InvoiceID {deleted_id}); staff "
+            "chose to create it there again.",
+        )
+        chosen.append(job.pk)
+    if chosen:
+        outbox.retry(SyncJob.objects.filter(pk__in=chosen))
+    return len(chosen)
+
+
 # ---- the shared calls of a batch ------------------------------------------------------------
 
 

@@ -20,7 +20,13 @@ from django.views.decorators.http import require_GET, require_POST
 from xero_integration import app_settings, connect, contacts, oauth_state, services
 from xero_integration.adapters import get_adapter
 from xero_integration.forms import DefaultAccountsForm
-from xero_integration.models import ConnectAttempt, ConnectionStatus, SyncLog, XeroConnection
+from xero_integration.models import (
+    ConnectAttempt,
+    ConnectionStatus,
+    SyncJob,
+    SyncLog,
+    XeroConnection,
+)
 from xero_integration.tasks import dispatch
 from xero_integration.xero.oauth import new_code_verifier, new_state
 
@@ -61,18 +67,33 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     form = None
     if connection and connection.is_connected and connection.accounts_loaded_at:
         form = DefaultAccountsForm(connection=connection)
+    can_manage = get_adapter(request).can_manage_connection(request, account_key)
     return render(
         request,
         "xero_integration/settings.html",
-        {
-            "connection": connection,
-            "form": form,
-            "can_manage": get_adapter(request).can_manage_connection(request, account_key),
-            "logs": SyncLog.objects.filter(account_key=account_key)[:10],
-            "contact_import": connection.contact_imports.first() if connection else None,
-            "integrations_url": get_adapter(request).integrations_url(request),
-        },
+        _settings_context(request, account_key, connection, form, can_manage),
     )
+
+
+def _settings_context(
+    request: HttpRequest,
+    account_key: str,
+    connection: XeroConnection | None,
+    form: DefaultAccountsForm | None,
+    can_manage: bool,
+) -> dict:
+    return {
+        "connection": connection,
+        "form": form,
+        "can_manage": can_manage,
+        "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+        "contact_import": connection.contact_imports.first() if connection else None,
+        "integrations_url": get_adapter(request).integrations_url(request),
+        "waiting_invoices": SyncJob.objects.filter(
+            account_key=account_key,
+            state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
+        ).count(),
+    }
 
 
 @login_required
@@ -191,18 +212,10 @@ def save_accounts(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, "Default accounts saved.")
         return redirect("xero_integration:settings")
-    account_key = connection.account_key
     return render(
         request,
         "xero_integration/settings.html",
-        {
-            "connection": connection,
-            "form": form,
-            "can_manage": True,
-            "logs": SyncLog.objects.filter(account_key=account_key)[:10],
-            "contact_import": connection.contact_imports.first() if connection else None,
-            "integrations_url": get_adapter(request).integrations_url(request),
-        },
+        _settings_context(request, connection.account_key, connection, form, True),
         status=400,
     )
 
