@@ -21,9 +21,13 @@ def test_migrate_installs_every_periodic_task_once_and_each_can_be_called():
         "xero_integration.sweep_sync_jobs",
         "xero_integration.resume_contact_imports",
         "xero_integration.keep_tokens_alive",
+        "xero_integration.read_xero_changes",
+        "xero_integration.check_drift",
     }
     assert schedules["xero_integration.sweep_sync_jobs"].minutes == 1
+    assert schedules["xero_integration.read_xero_changes"].minutes == 15
     assert schedules["xero_integration.keep_tokens_alive"].schedule_type == Schedule.DAILY
+    assert schedules["xero_integration.check_drift"].schedule_type == Schedule.DAILY
     for schedule in schedules.values():
         assert callable(import_string(schedule.func))
         assert schedule.repeats == -1

@@ -446,7 +446,7 @@ def test_the_crm_invoice_page_shows_a_failed_sync_in_plain_words(owner_client, r
 
     page = owner_client.get(reverse("crm:invoice_detail", args=[refused["tax1"].pk]))
     text = page.content.decode()
-    assert "Xero did not accept this invoice." in text
+    assert "Not in Xero as it is in the CRM." in text
     assert "Luxury 33%" in text
     assert "Traceback" not in text
 
@@ -478,7 +478,7 @@ def test_the_sync_now_button_pushes_the_invoice_again(
     page = response.content.decode()
     assert "Sending the invoice to Xero" in page
     assert "In Xero: <strong>Authorised</strong>" in page
-    assert "Xero did not accept" not in page
+    assert "Not in Xero as it is in the CRM" not in page
 
     # Pressing it again on an unchanged invoice runs the job and writes no second invoice.
     assert owner_client.post(sync_url(invoice), {"next": detail}).status_code == 302
