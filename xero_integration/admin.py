@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from xero_integration import contacts, outbox, services
-from xero_integration.adapters import get_adapter
+from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.models import (
     ConnectAttempt,
     ContactImport,
@@ -316,8 +316,24 @@ class SyncJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected jobs now")
     def retry(self, request: HttpRequest, queryset: Any) -> None:
-        count = outbox.retry(queryset)
+        adapter = get_adapter(request)
+        strays: dict[int, str] = {}
+        for job in queryset:
+            invoice = find_invoice(adapter, job.host_model, job.host_id)
+            if invoice is not None and host_key(invoice) != (job.host_model, job.host_id):
+                strays[job.pk] = host_key(invoice)[1]
+        count = outbox.retry(queryset.exclude(pk__in=strays))
         self.message_user(request, f"{count} job(s) queued to run again.", messages.SUCCESS)
+        if strays:
+            # Running them would send the invoice's payments to Xero a second time.
+            ids = ", ".join(sorted(set(strays.values())))
+            self.message_user(
+                request,
+                f"{len(strays)} job(s) not retried: they name a CRM invoice by another "
+                f"spelling of its id (invoice {ids}). Use Sync now on the invoice, and mark "
+                "these resolved.",
+                messages.WARNING,
+            )
 
     @admin.action(description="Mark the selected jobs resolved")
     def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
@@ -381,9 +397,18 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Sync the selected invoices now")
     def sync_now(self, request: HttpRequest, queryset: Any) -> None:
+        adapter = get_adapter(request)
+        queued: set[tuple[str, str, str]] = set()
         for link in queryset:
-            outbox.sync_now(link.account_key, link.host_model, link.host_id, link.invoice_number)
-        self.message_user(request, f"{queryset.count()} invoice(s) queued.", messages.SUCCESS)
+            # The invoice's own id, even for a link recorded under another spelling of it.
+            invoice = find_invoice(adapter, link.host_model, link.host_id)
+            key = host_key(invoice) if invoice is not None else (link.host_model, link.host_id)
+            if (link.account_key, *key) in queued:
+                continue
+            number = adapter.invoice_number(invoice) if invoice is not None else ""
+            outbox.sync_now(link.account_key, *key, number or link.invoice_number)
+            queued.add((link.account_key, *key))
+        self.message_user(request, f"{len(queued)} invoice(s) queued.", messages.SUCCESS)
 
 
 @admin.register(PaymentLink)

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from xero_integration import app_settings, connect, contacts, oauth_state, services
-from xero_integration.adapters import get_adapter
+from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.forms import DefaultAccountsForm
 from xero_integration.models import ConnectAttempt, ConnectionStatus, SyncLog, XeroConnection
 from xero_integration.tasks import dispatch
@@ -260,11 +260,11 @@ def sync_invoice(request: HttpRequest, host_model: str, host_id: str) -> HttpRes
 
     adapter = get_adapter(request)
     account_key = _account_key(request)
-    invoice = adapter.load_invoice(host_model, host_id)
+    invoice = find_invoice(adapter, host_model, host_id)
     if invoice is None or adapter.get_account_key(invoice) != account_key:
         raise Http404("No such invoice.")
     with transaction.atomic():
-        outbox.sync_now(account_key, host_model, host_id, adapter.invoice_number(invoice))
+        outbox.sync_now(account_key, *host_key(invoice), adapter.invoice_number(invoice))
     messages.info(request, "Sending the invoice to Xero…")
     back = request.POST.get("next") or request.META.get("HTTP_REFERER") or "/"
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):

@@ -527,3 +527,63 @@ def test_anonymous_users_are_sent_to_sign_in(client, xero_sandbox, connected, re
     response = client.get(admin_url("syncjob"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+# ---- host ids are the CRM's own ------------------------------------------------------------------
+
+
+def amount_paid_in_xero(sandbox: Any, tenant_id: str, number: str) -> Decimal:
+    return Decimal(str(xero_invoices(sandbox, tenant_id)[number]["AmountPaid"]))
+
+
+def test_sync_now_with_another_spelling_of_the_invoice_id_syncs_that_invoice_once(
+    member_client, xero_sandbox, connected
+):
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, [{}], number="SPELL-0001")
+    pay(invoice, "30.00")
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0001") == Decimal("30.00")
+
+    for spelling in (f"0{invoice.pk}", f"00{invoice.pk}", f"+{invoice.pk}"):
+        url = reverse("xero_integration:sync_invoice", args=["crm.invoice", spelling])
+        assert member_client.post(url).status_code == 302, spelling
+
+    # One job and one link, both under the CRM's own id; Xero holds the CRM's payment once.
+    assert list(SyncJob.objects.values_list("host_id", flat=True)) == [str(invoice.pk)]
+    assert list(InvoiceLink.objects.values_list("host_id", flat=True)) == [str(invoice.pk)]
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0001") == Decimal("30.00")
+
+
+@pytest.mark.parametrize("host_id", ["abc", "7.0", "1e3", "%20", "-1"])
+def test_sync_now_with_an_id_that_is_no_invoice_is_not_found(owner_client, connected, host_id):
+    url = reverse("xero_integration:sync_invoice", args=["crm.invoice", host_id])
+    assert owner_client.post(url).status_code == 404
+    assert not SyncJob.objects.exists()
+
+
+def test_admin_sync_now_and_retry_of_a_row_under_another_spelling_use_the_crm_id(
+    admin_client, xero_sandbox, connected
+):
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, [{}], number="SPELL-0002")
+    pay(invoice, "30.00")
+    # A link and a job recorded under "0<id>" (as an earlier "Sync now" could leave them).
+    stray_id = f"0{invoice.pk}"
+    stray_link = link_of(invoice)
+    stray_link.pk, stray_link.host_id = None, stray_id
+    stray_link.save()
+    stray_job = job_of(invoice)
+    stray_job.pk, stray_job.host_id, stray_job.state = None, stray_id, SyncJob.State.FAILED
+    stray_job.save()
+
+    response = run_action(admin_client, "invoicelink", "sync_now", [stray_link])
+    assert "1 invoice(s) queued." in messages_of(response)
+    response = run_action(admin_client, "syncjob", "retry", [stray_job])
+    assert f"invoice {invoice.pk}" in " ".join(messages_of(response))
+
+    stray_job.refresh_from_db()
+    assert stray_job.state == SyncJob.State.FAILED  # left for staff to mark resolved
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0002") == Decimal("30.00")
