@@ -55,13 +55,11 @@ def check_adapter(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 @checks.register()
 def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E002: tokens cannot be stored without a valid encryption key (required outside DEBUG)."""
+    """E002: tokens cannot be stored without a valid encryption key (in DEBUG too)."""
     from cryptography.fernet import Fernet
 
     keys = app_settings.ENCRYPTION_KEYS
     if not keys:
-        if settings.DEBUG:
-            return []
         return [
             checks.Error(
                 "XERO_ENCRYPTION_KEYS is empty: Xero tokens cannot be encrypted at rest.",

@@ -6,34 +6,27 @@ put a new key first, run ``manage.py xero_rotate_keys``, then drop the old key.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
 from django.db import models
 
 from xero_integration import app_settings
 from xero_integration.exceptions import ConfigurationError
 
 
-def _derived_debug_key() -> bytes:
-    # Only with DEBUG on and no key configured: a key derived from SECRET_KEY keeps a fresh checkout
-    # working. System check xero_integration.E002 refuses this outside DEBUG.
-    digest = hashlib.sha256(b"xero_integration.tokens:" + settings.SECRET_KEY.encode()).digest()
-    return base64.urlsafe_b64encode(digest)
-
-
 def get_fernet() -> MultiFernet:
-    """The MultiFernet built from the configured keys (newest first)."""
+    """The MultiFernet built from the configured keys (newest first).
+
+    There is no fallback key: one derived from ``SECRET_KEY`` (often a checked-in demo value)
+    would protect nothing, so storing a token without a configured key is refused.
+    """
     keys = app_settings.ENCRYPTION_KEYS
     if not keys:
-        if not settings.DEBUG:
-            raise ConfigurationError(
-                "XERO_ENCRYPTION_KEYS is empty; Xero tokens cannot be stored encrypted."
-            )
-        return MultiFernet([Fernet(_derived_debug_key())])
+        raise ConfigurationError(
+            "XERO_ENCRYPTION_KEYS is empty; Xero tokens cannot be stored encrypted. Generate a "
+            "key with Fernet.generate_key() and set XERO_ENCRYPTION_KEYS."
+        )
     return MultiFernet([Fernet(key.encode() if isinstance(key, str) else key) for key in keys])
 
 

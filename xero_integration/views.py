@@ -88,6 +88,14 @@ def start_connect(request: HttpRequest) -> HttpResponse:
             "This CRM has no Xero app configured (XERO_CLIENT_ID). Ask your administrator.",
             status=503,
         )
+    if not app_settings.ENCRYPTION_KEYS:
+        return _error(
+            request,
+            "Xero is not configured",
+            "This CRM has no key to encrypt Xero's tokens with (XERO_ENCRYPTION_KEYS), so it "
+            "cannot connect. Ask your administrator.",
+            status=503,
+        )
     state, verifier = new_state(), new_code_verifier()
     oauth_state.stash(request, state, code_verifier=verifier, account_key=account_key)
     url = services.oauth_client(_redirect_uri(request)).authorization_url(state, verifier)

@@ -43,8 +43,9 @@ def test_missing_encryption_key_outside_debug_is_an_error() -> None:
 
 
 @override_settings(DEBUG=True, XERO_ENCRYPTION_KEYS=[])
-def test_missing_encryption_key_in_debug_is_allowed() -> None:
-    assert check_encryption_keys() == []
+def test_missing_encryption_key_is_an_error_in_debug_too() -> None:
+    # A key derived from SECRET_KEY (public in a demo checkout) would protect nothing.
+    assert ids(check_encryption_keys()) == ["xero_integration.E002"]
 
 
 @override_settings(XERO_ENCRYPTION_KEYS=["not-a-fernet-key"])

@@ -4,6 +4,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection as db_connection
 from django.test import override_settings
+from django.urls import reverse
 
 from xero_integration.exceptions import ConfigurationError
 from xero_integration.models import XeroConnection
@@ -47,7 +48,16 @@ def test_rotation_keeps_old_tokens_readable() -> None:
         XeroConnection.objects.get(pk=saved.pk)
 
 
-@override_settings(DEBUG=False, XERO_ENCRYPTION_KEYS=[])
-def test_saving_a_token_without_a_key_outside_debug_fails_loudly() -> None:
+@pytest.mark.parametrize("debug", [False, True])
+def test_saving_a_token_without_a_key_fails_loudly(settings, debug: bool) -> None:
+    settings.DEBUG, settings.XERO_ENCRYPTION_KEYS = debug, []
     with pytest.raises(ConfigurationError, match="XERO_ENCRYPTION_KEYS"):
         XeroConnection.objects.create(account_key="1", refresh_token=REFRESH)
+
+
+def test_connect_without_a_key_says_so_instead_of_starting(settings, owner_client) -> None:
+    settings.DEBUG, settings.XERO_ENCRYPTION_KEYS = True, []
+    settings.XERO_CLIENT_ID = "crm-test-web"
+    response = owner_client.post(reverse("xero_integration:connect"))
+    assert response.status_code == 503
+    assert "XERO_ENCRYPTION_KEYS" in response.content.decode()
