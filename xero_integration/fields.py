@@ -46,17 +46,37 @@ def decrypt(value: str) -> str:
         ) from exc
 
 
+class UnreadableSecret(str):
+    """A stored value no configured key decrypts (its key was dropped from
+    XERO_ENCRYPTION_KEYS). It reads as "" (no token), so the connection asks for a reconnect
+    instead of failing, and a save writes the ciphertext back unchanged, so putting the old key
+    back restores it."""
+
+    ciphertext: str
+
+    def __new__(cls, ciphertext: str) -> UnreadableSecret:
+        value = super().__new__(cls, "")
+        value.ciphertext = ciphertext
+        return value
+
+
 class EncryptedTextField(models.TextField):
-    """A TextField whose column holds only Fernet ciphertext; Python sees the plain text."""
+    """A TextField whose column holds only Fernet ciphertext; Python sees the plain text, or an
+    empty UnreadableSecret when no configured key decrypts it."""
 
     description = "Text encrypted at rest"
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except ConfigurationError:
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, UnreadableSecret):
+            return value.ciphertext
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

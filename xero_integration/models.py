@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from xero_integration.fields import EncryptedTextField
+from xero_integration.fields import EncryptedTextField, UnreadableSecret
 
 
 class ConnectionStatus(models.TextChoices):
@@ -76,11 +76,39 @@ class XeroConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    #: Set on load: the tokens cannot be decrypted with the configured keys...
+    tokens_unreadable = False
+    #: ...and the row says connected, so it was loaded as needing a reconnect.
+    stored_as_connected = False
+
+    #: Why a connection whose tokens no configured key decrypts needs reconnecting.
+    UNREADABLE_TOKENS_REASON = (
+        "The stored Xero authorisation cannot be decrypted: the encryption key it was saved "
+        "with is no longer in XERO_ENCRYPTION_KEYS. Reconnect to Xero to resume syncing."
+    )
+
     class Meta:
         verbose_name = "Xero connection"
 
     def __str__(self) -> str:
         return f"{self.tenant_name or 'Xero'} ({self.get_status_display()})"
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> XeroConnection:
+        """A connected row whose tokens cannot be decrypted loads as needing a reconnect (with
+        the reason), so pages show what to do and workers wait instead of failing."""
+        instance = super().from_db(db, field_names, values)
+        # __dict__, not attributes: reading a deferred field here would query again.
+        loaded = instance.__dict__
+        instance.tokens_unreadable = any(
+            isinstance(loaded.get(name), UnreadableSecret)
+            for name in ("access_token", "refresh_token")
+        )
+        if instance.tokens_unreadable and loaded.get("status") == ConnectionStatus.CONNECTED:
+            instance.status = ConnectionStatus.NEEDS_RECONNECT
+            instance.status_reason = cls.UNREADABLE_TOKENS_REASON
+            instance.stored_as_connected = True
+        return instance
 
     @property
     def is_connected(self) -> bool:
