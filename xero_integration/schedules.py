@@ -20,6 +20,8 @@ def install_schedules(**kwargs: Any) -> None:
         "sweep_sync_jobs": 1,
         # Contact imports that wait for Xero or whose worker stopped.
         "resume_contact_imports": 5,
+        # Consents abandoned at "choose an organisation": their tokens and connections let go.
+        "expire_connect_attempts": 15,
     }
     for task, minutes in every_minutes.items():
         Schedule.objects.update_or_create(

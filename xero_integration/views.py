@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -160,7 +161,16 @@ def attempt_page(request: HttpRequest, attempt_id: str) -> HttpResponse:
         return redirect("xero_integration:settings")
     if attempt.state == ConnectAttempt.State.FAILED:
         return _error(request, "Xero did not connect", attempt.error, status=200)
-    return render(request, "xero_integration/attempt.html", {"attempt": attempt})
+    taken = connect.tenants_taken(attempt.account_key)
+    tenants = [{**tenant, "taken": tenant["tenant_id"] in taken} for tenant in attempt.tenants]
+    # The first organisation that can be chosen is selected.
+    for tenant in tenants:
+        if not tenant["taken"]:
+            tenant["checked"] = True
+            break
+    return render(
+        request, "xero_integration/attempt.html", {"attempt": attempt, "tenants": tenants}
+    )
 
 
 @login_required
@@ -172,14 +182,21 @@ def choose_organisation(request: HttpRequest, attempt_id: str) -> HttpResponse:
     tenant_id = request.POST.get("tenant_id", "")
     if attempt.state != ConnectAttempt.State.CHOOSING:
         return redirect("xero_integration:attempt", attempt_id=attempt.pk)
-    if tenant_id not in {t["tenant_id"] for t in attempt.tenants}:
+    chosen = next((t for t in attempt.tenants if t["tenant_id"] == tenant_id), None)
+    if chosen is None:
         messages.error(request, "Choose one of the organisations listed.")
         return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+    if tenant_id in connect.tenants_taken(attempt.account_key):
+        messages.error(request, connect.organisation_taken_message(chosen["tenant_name"]))
+        return redirect("xero_integration:attempt", attempt_id=attempt.pk)
     with transaction.atomic():
-        attempt.chosen_tenant_id = tenant_id
-        attempt.state = ConnectAttempt.State.FINISHING
-        attempt.save(update_fields=["chosen_tenant_id", "state", "updated_at"])
-        dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
+        # Only while still choosing: the attempt may have expired since the page was shown.
+        if ConnectAttempt.objects.filter(pk=attempt.pk, state=ConnectAttempt.State.CHOOSING).update(
+            chosen_tenant_id=tenant_id,
+            state=ConnectAttempt.State.FINISHING,
+            updated_at=timezone.now(),
+        ):
+            dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
     return redirect("xero_integration:attempt", attempt_id=attempt.pk)
 
 
