@@ -9,8 +9,6 @@ from xero_integration.sandbox import serve
 
 class Command(BaseCommand):
     help = "Run the Xero sandbox (an emulator of Xero's OAuth and Accounting API) on loopback."
-    # The emulator uses none of the CRM's settings, so it starts before they are complete.
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
