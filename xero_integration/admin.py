@@ -125,7 +125,12 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         # Connections are made through Xero's consent screen only.
         return False
 
-    @admin.action(description="Import contact changes from Xero now")
+    def has_import_contacts_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.import_contacts_xeroconnection")
+
+    @admin.action(
+        description="Import contact changes from Xero now", permissions=["import_contacts"]
+    )
     def import_contact_changes(self, request: HttpRequest, queryset: Any) -> None:
         started = 0
         for connection in queryset:
@@ -289,6 +294,12 @@ class SyncJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.retry_syncjob")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.resolve_syncjob")
+
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: SyncJob) -> str:
         return get_adapter().account_label(obj.account_key)
@@ -314,7 +325,7 @@ class SyncJobAdmin(admin.ModelAdmin):
             link.xero_status,
         )
 
-    @admin.action(description="Retry the selected jobs now")
+    @admin.action(description="Retry the selected jobs now", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: Any) -> None:
         adapter = get_adapter(request)
         strays: dict[int, str] = {}
@@ -335,7 +346,7 @@ class SyncJobAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Mark the selected jobs resolved")
+    @admin.action(description="Mark the selected jobs resolved", permissions=["resolve"])
     def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
         count = queryset.exclude(state=SyncJob.State.RUNNING).update(state=SyncJob.State.RESOLVED)
         self.message_user(request, f"{count} job(s) marked resolved.", messages.SUCCESS)
@@ -395,7 +406,10 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', url)
 
-    @admin.action(description="Sync the selected invoices now")
+    def has_sync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.sync_invoicelink")
+
+    @admin.action(description="Sync the selected invoices now", permissions=["sync"])
     def sync_now(self, request: HttpRequest, queryset: Any) -> None:
         adapter = get_adapter(request)
         queued: set[tuple[str, str, str]] = set()

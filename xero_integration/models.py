@@ -89,6 +89,9 @@ class XeroConnection(models.Model):
 
     class Meta:
         verbose_name = "Xero connection"
+        permissions = [
+            ("import_contacts_xeroconnection", "Can import contact changes from Xero now"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant_name or 'Xero'} ({self.get_status_display()})"
@@ -378,6 +381,10 @@ class SyncJob(models.Model):
 
     class Meta:
         verbose_name = "sync job"
+        permissions = [
+            ("retry_syncjob", "Can retry sync jobs"),
+            ("resolve_syncjob", "Can mark sync jobs resolved"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["account_key", "host_model", "host_id"], name="xero_sync_job_host"
@@ -407,6 +414,7 @@ class InvoiceLink(models.Model):
 
     class Meta:
         verbose_name = "Xero invoice link"
+        permissions = [("sync_invoicelink", "Can sync invoices to Xero now")]
         constraints = [
             models.UniqueConstraint(
                 fields=["account_key", "host_model", "host_id"], name="xero_invoice_link_host"

@@ -587,3 +587,85 @@ def test_admin_sync_now_and_retry_of_a_row_under_another_spelling_use_the_crm_id
     assert stray_job.state == SyncJob.State.FAILED  # left for staff to mark resolved
     assert job_of(invoice).state == SyncJob.State.DONE
     assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0002") == Decimal("30.00")
+
+
+# ---- who may run the admin actions -------------------------------------------------------------
+
+
+def offered_actions(client: Any, model: str) -> set[str]:
+    response = client.get(admin_url(model))
+    assert response.status_code == 200
+    form = response.context["action_form"]  # None when no action is allowed
+    return {name for name, _ in form.fields["action"].choices if name} if form else set()
+
+
+@pytest.fixture
+def viewer_client(client_factory) -> Any:
+    """A staff member who may look at the Xero admin pages, and nothing more."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="xero_integration", codename__startswith="view_"
+        )
+    )
+    return client_factory(user)
+
+
+@pytest.fixture
+def operator_client(client_factory) -> Any:
+    """A staff member in the demo's "Sync operators" group."""
+    from crm_demo.crm.management.commands.seed_demo import sync_operators_group
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(sync_operators_group())
+    return client_factory(user)
+
+
+def test_admin_actions_need_their_own_permissions_not_just_view(
+    viewer_client, xero_sandbox, connected, refused
+):
+    tenant_id, account, connection = connected
+    assert offered_actions(viewer_client, "failedsyncjob") == set()
+    assert offered_actions(viewer_client, "syncjob") == set()
+    assert offered_actions(viewer_client, "invoicelink") == set()
+    assert offered_actions(viewer_client, "xeroconnection") == set()
+
+    # Posting an action anyway does nothing.
+    job = job_of(refused["usd"])
+    before = (job.state, job.attempts, job.key_generation)
+    for model, action in [("failedsyncjob", "retry"), ("syncjob", "mark_resolved")]:
+        assert run_action(viewer_client, model, action, [job]).status_code == 200
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.key_generation) == before
+    done = make_invoice(account, [{}], number="VIEW-0001")
+    requests_before = len(xero_sandbox.requests(tenant_id))
+    run_action(viewer_client, "invoicelink", "sync_now", [link_of(done)])
+    run_action(viewer_client, "xeroconnection", "import_contact_changes", [connection])
+    assert len(xero_sandbox.requests(tenant_id)) == requests_before
+    assert not connection.contact_imports.exists()
+
+
+def test_the_sync_operators_group_runs_the_actions_but_cannot_disconnect(
+    operator_client, xero_sandbox, connected, refused
+):
+    _, _, connection = connected
+    assert offered_actions(operator_client, "failedsyncjob") == {"retry", "mark_resolved"}
+    assert offered_actions(operator_client, "invoicelink") == {"sync_now"}
+    assert offered_actions(operator_client, "xeroconnection") == {"import_contact_changes"}
+
+    response = run_action(operator_client, "failedsyncjob", "retry", [job_of(refused["usd"])])
+    assert "1 job(s) queued to run again." in messages_of(response)
+    response = run_action(
+        operator_client, "failedsyncjob", "mark_resolved", [job_of(refused["tax1"])]
+    )
+    assert "1 job(s) marked resolved." in messages_of(response)
+    assert job_of(refused["tax1"]).state == SyncJob.State.RESOLVED
+    run_action(operator_client, "xeroconnection", "import_contact_changes", [connection])
+    assert connection.contact_imports.exists()
+    connection.refresh_from_db()
+    assert connection.is_connected
