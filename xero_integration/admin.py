@@ -6,13 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from xero_integration import contacts, outbox, services
+from xero_integration import connect, contacts, outbox, services
 from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.models import (
     ConnectAttempt,
+    ConnectionStatus,
     ContactImport,
     ContactLink,
     FailedSyncJob,
@@ -26,12 +28,17 @@ from xero_integration.models import (
 
 
 class ReadOnlyAdminMixin:
-    """Logs are written by the integration only."""
+    """Logs and links are written by the integration only, and never deleted by hand: the log
+    is the audit trail, and a deleted link would make the next sync send its invoice or
+    payment to Xero again."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -119,14 +126,43 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         ),
     ]
 
-    actions = ["import_contact_changes"]
+    actions = ["import_contact_changes", "disconnect"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Connections are made through Xero's consent screen only.
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting the row would leave the connection live in Xero and its tokens unrevoked;
+        # the "Disconnect" action does it properly and keeps the history.
+        return False
+
     def has_import_contacts_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("xero_integration.import_contacts_xeroconnection")
+
+    def has_disconnect_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.disconnect_xeroconnection")
+
+    @admin.action(description="Disconnect from Xero", permissions=["disconnect"])
+    def disconnect(self, request: HttpRequest, queryset: Any) -> None:
+        from xero_integration.tasks import dispatch
+
+        done = 0
+        for connection in queryset.exclude(status=ConnectionStatus.DISCONNECTED):
+            # The same path as the Disconnect button: the CRM lets go now, a task tells Xero.
+            with transaction.atomic():
+                connect.disconnect(connection, request.user)
+                dispatch(
+                    "xero_integration.tasks.disconnect_in_xero",
+                    connection.pk,
+                    connection.token_generation,
+                )
+            done += 1
+        self.message_user(
+            request,
+            f"{done} connection(s) disconnected; Xero is being told. Their history is kept.",
+            messages.SUCCESS,
+        )
 
     @admin.action(
         description="Import contact changes from Xero now", permissions=["import_contacts"]

@@ -91,6 +91,7 @@ class XeroConnection(models.Model):
         verbose_name = "Xero connection"
         permissions = [
             ("import_contacts_xeroconnection", "Can import contact changes from Xero now"),
+            ("disconnect_xeroconnection", "Can disconnect a CRM account from Xero"),
         ]
 
     def __str__(self) -> str:
@@ -210,7 +211,11 @@ class ConnectAttempt(models.Model):
 
 
 class SyncLog(models.Model):
-    """An append-only record of what the integration did with Xero and what Xero answered."""
+    """An append-only record of what the integration did with Xero and what Xero answered.
+
+    It outlives its connection (``account_key`` still says whose it is): a deleted connection
+    leaves its log in place.
+    """
 
     class Outcome(models.TextChoices):
         OK = "ok", "OK"
@@ -218,7 +223,7 @@ class SyncLog(models.Model):
         INFO = "info", "Info"
 
     connection = models.ForeignKey(
-        XeroConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="logs"
+        XeroConnection, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
     )
     account_key = models.CharField(max_length=100, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -669,3 +669,53 @@ def test_the_sync_operators_group_runs_the_actions_but_cannot_disconnect(
     assert connection.contact_imports.exists()
     connection.refresh_from_db()
     assert connection.is_connected
+
+
+# ---- the sync log stays; connections end through Disconnect -----------------------------------
+
+
+def test_the_sync_log_outlives_its_connection(connected, refused):
+    _, account, connection = connected
+    logged = SyncLog.objects.filter(connection=connection).count()
+    assert logged
+    XeroConnection.objects.filter(pk=connection.pk).delete()
+    kept = SyncLog.objects.filter(account_key=str(account.pk), connection=None)
+    assert kept.count() >= logged
+
+
+def test_admin_cannot_delete_the_sync_log_or_a_connection(admin_client, connected, refused):
+    _, _, connection = connected
+    entry = SyncLog.objects.filter(connection=connection).first()
+    assert admin_client.get(admin_url("synclog", "delete", entry.pk)).status_code == 403
+    assert "delete_selected" not in offered_actions(admin_client, "synclog")
+    assert (
+        admin_client.post(admin_url("synclog", "delete", entry.pk), {"post": "yes"}).status_code
+        == 403
+    )
+    assert SyncLog.objects.filter(pk=entry.pk).exists()
+
+    assert admin_client.get(admin_url("xeroconnection", "delete", connection.pk)).status_code == 403
+    assert "delete_selected" not in offered_actions(admin_client, "xeroconnection")
+    assert XeroConnection.objects.filter(pk=connection.pk).exists()
+
+
+def test_admin_disconnect_lets_go_in_xero_and_keeps_the_history(
+    admin_client, xero_sandbox, connected, refused
+):
+    tenant_id, _, connection = connected
+    assert "disconnect" in offered_actions(admin_client, "xeroconnection")
+    response = run_action(admin_client, "xeroconnection", "disconnect", [connection])
+    assert "1 connection(s) disconnected" in " ".join(messages_of(response))
+
+    connection.refresh_from_db()
+    assert connection.status == "disconnected"
+    assert (connection.access_token, connection.refresh_token) == ("", "")
+    deletes = [
+        r
+        for r in xero_sandbox.requests()
+        if r["method"] == "DELETE" and r["path"] == f"/connections/{connection.connection_id}"
+    ]
+    assert [r["status"] for r in deletes] == [204]
+    actions = set(SyncLog.objects.filter(connection=connection).values_list("action", flat=True))
+    assert {"disconnect_requested", "disconnect"} <= actions
+    assert SyncLog.objects.filter(host_id=str(refused["usd"].pk)).exists()

@@ -1,6 +1,7 @@
-"""Permissions for the admin actions."""
+"""Permissions for the admin actions, and a sync log that outlives its connection."""
 
-from django.db import migrations
+import django.db.models.deletion
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -31,8 +32,20 @@ class Migration(migrations.Migration):
             options={
                 "permissions": [
                     ("import_contacts_xeroconnection", "Can import contact changes from Xero now"),
+                    ("disconnect_xeroconnection", "Can disconnect a CRM account from Xero"),
                 ],
                 "verbose_name": "Xero connection",
             },
+        ),
+        migrations.AlterField(
+            model_name="synclog",
+            name="connection",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="logs",
+                to="xero_integration.xeroconnection",
+            ),
         ),
     ]
