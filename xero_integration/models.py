@@ -93,6 +93,18 @@ class XeroConnection(models.Model):
             ("import_contacts_xeroconnection", "Can import contact changes from Xero now"),
             ("disconnect_xeroconnection", "Can disconnect a CRM account from Xero"),
         ]
+        constraints = [
+            # One CRM account per organisation: Xero's webhooks for it reach one account, and
+            # no account's disconnect can end another's connection.
+            models.UniqueConstraint(
+                fields=["tenant_id"],
+                condition=models.Q(
+                    status__in=[ConnectionStatus.CONNECTED, ConnectionStatus.NEEDS_RECONNECT]
+                )
+                & ~models.Q(tenant_id=""),
+                name="xero_connection_one_account_per_tenant",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant_name or 'Xero'} ({self.get_status_display()})"

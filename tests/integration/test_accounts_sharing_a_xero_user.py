@@ -253,3 +253,59 @@ def test_an_abandoned_choice_never_breaks_another_accounts_connection(
     assert tenants_connected(xero_sandbox, xero_app) == {tenants[ALPHA]}
     assert calls(xero_sandbox, "POST", "/connect/revocation") == []
     assert still_works(owner)
+
+
+# The rule in the database ------------------------------------------------------------------------
+
+
+def test_the_database_keeps_one_live_connection_per_organisation() -> None:
+    from django.db import IntegrityError, transaction
+
+    XeroConnection.objects.create(
+        account_key="1", tenant_id="tenant-a", status=ConnectionStatus.CONNECTED
+    )
+    for status in (ConnectionStatus.CONNECTED, ConnectionStatus.NEEDS_RECONNECT):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            XeroConnection.objects.create(account_key="2", tenant_id="tenant-a", status=status)
+    # A disconnected account keeps its history of the organisation.
+    XeroConnection.objects.create(
+        account_key="2", tenant_id="tenant-a", status=ConnectionStatus.DISCONNECTED
+    )
+
+
+def test_the_migration_disconnects_later_accounts_sharing_an_organisation() -> None:
+    from django.db import connection as db_connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("xero_integration", "0008_job_claims")]
+    after = [("xero_integration", "0009_security")]
+    executor = MigrationExecutor(db_connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model(
+            "xero_integration", "XeroConnection"
+        )
+        now = timezone.now()
+        for key, minutes_ago in (("first", 20), ("second", 10), ("third", 5)):
+            old.objects.create(
+                account_key=key,
+                status="connected",
+                tenant_id="shared",
+                tenant_name="Shared Ltd",
+                connected_at=now - timedelta(minutes=minutes_ago),
+            )
+        old.objects.create(account_key="alone", status="connected", tenant_id="own")
+    finally:
+        executor = MigrationExecutor(db_connection)
+        executor.migrate(after)
+
+    statuses = dict(XeroConnection.objects.values_list("account_key", "status"))
+    assert statuses == {
+        "first": ConnectionStatus.CONNECTED,
+        "second": ConnectionStatus.DISCONNECTED,
+        "third": ConnectionStatus.DISCONNECTED,
+        "alone": ConnectionStatus.CONNECTED,
+    }
+    second = XeroConnection.objects.get(account_key="second")
+    assert "connected to another account in this CRM" in second.status_reason
+    assert SyncLog.objects.filter(account_key="second", action="disconnect").exists()

@@ -1,7 +1,51 @@
-"""Permissions for the admin actions, and a sync log that outlives its connection."""
+"""Permissions for the admin actions, a sync log that outlives its connection, and one CRM
+account per Xero organisation."""
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.utils import timezone
+
+LIVE = ["connected", "needs_reconnect"]
+
+
+def disconnect_second_accounts_of_an_organisation(apps, schema_editor):
+    """Before one organisation per CRM account is enforced: where several accounts share one
+    organisation, the first to connect keeps it and the others are disconnected in the CRM
+    only (in Xero they share one connection, which the first still uses)."""
+    XeroConnection = apps.get_model("xero_integration", "XeroConnection")
+    SyncLog = apps.get_model("xero_integration", "SyncLog")
+    rows = (
+        XeroConnection.objects.filter(status__in=LIVE)
+        .exclude(tenant_id="")
+        .order_by("connected_at", "pk")
+        .values_list("pk", "account_key", "tenant_id", "tenant_name")
+    )
+    seen: set[str] = set()
+    now = timezone.now()
+    for pk, account_key, tenant_id, tenant_name in rows:
+        if tenant_id not in seen:
+            seen.add(tenant_id)
+            continue
+        reason = (
+            f"{tenant_name or 'This organisation'} is connected to another account in this CRM, "
+            "and a Xero organisation can be connected to one CRM account only. Connect another "
+            "organisation."
+        )
+        XeroConnection.objects.filter(pk=pk).update(
+            status="disconnected",
+            status_reason=reason,
+            disconnected_at=now,
+            access_token="",
+            refresh_token="",
+            access_token_expires_at=None,
+        )
+        SyncLog.objects.create(
+            connection_id=pk,
+            account_key=account_key,
+            action="disconnect",
+            outcome="info",
+            message=reason,
+        )
 
 
 class Migration(migrations.Migration):
@@ -46,6 +90,18 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.SET_NULL,
                 related_name="logs",
                 to="xero_integration.xeroconnection",
+            ),
+        ),
+        migrations.RunPython(
+            disconnect_second_accounts_of_an_organisation, migrations.RunPython.noop
+        ),
+        migrations.AddConstraint(
+            model_name="xeroconnection",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["connected", "needs_reconnect"]))
+                & ~models.Q(("tenant_id", "")),
+                fields=("tenant_id",),
+                name="xero_connection_one_account_per_tenant",
             ),
         ),
     ]
