@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from xero_integration import app_settings
@@ -70,11 +71,15 @@ class DefaultXeroAdapter:
         return str(getattr(invoice, "number", "") or "")
 
     def load_invoice(self, host_model: str, host_id: str) -> Model | None:
-        """The host invoice for a sync job; None when it was deleted. Default: by primary key
-        in the first of ``invoice_models`` whose label is ``host_model``."""
+        """The host invoice for a sync job; None when it was deleted or ``host_id`` cannot be
+        a primary key. Default: by primary key in the first of ``invoice_models`` whose label
+        is ``host_model``."""
         for model in self.invoice_models():
             if model._meta.label_lower == host_model:
-                return model._default_manager.filter(pk=host_id).first()
+                try:
+                    return model._default_manager.filter(pk=host_id).first()
+                except (ValueError, TypeError, ValidationError):
+                    return None
         return None
 
     def backfill_invoices(self, account_key: str, since: datetime.date | None) -> Iterable[Model]:
@@ -143,6 +148,26 @@ class DefaultXeroAdapter:
     def integrations_url(self, request: HttpRequest | None = None) -> str:
         """Where the host's Settings → Integrations page lives (return after connecting)."""
         return "/"
+
+
+def host_key(instance: Model) -> tuple[str, str]:
+    """The ``(host_model, host_id)`` the integration records for a host object: the model's
+    label and the primary key as the model gives them, never text from a URL or a form (``07``
+    and ``+7`` load invoice 7 too, and would otherwise become a second record of it)."""
+    return instance._meta.label_lower, str(instance.pk)
+
+
+def find_invoice(adapter: DefaultXeroAdapter, host_model: str, host_id: str) -> Model | None:
+    """The host invoice ``host_model`` and ``host_id`` name, if it is one of the adapter's
+    invoice models; None for a malformed id or an unknown model."""
+    try:
+        invoice = adapter.load_invoice(host_model, host_id)
+    except (ValueError, TypeError, ValidationError):
+        return None
+    if invoice is None:
+        return None
+    watched = {model._meta.label_lower for model in adapter.invoice_models()}
+    return invoice if invoice._meta.label_lower in watched else None
 
 
 def get_adapter(request: HttpRequest | None = None) -> DefaultXeroAdapter:

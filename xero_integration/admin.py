@@ -6,14 +6,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from xero_integration import contacts, invoices, outbox, services
-from xero_integration.adapters import get_adapter
+from xero_integration import connect, contacts, invoices, outbox, services
+from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.models import (
     ConnectAttempt,
+    ConnectionStatus,
     ContactImport,
     ContactLink,
     FailedSyncJob,
@@ -27,12 +29,17 @@ from xero_integration.models import (
 
 
 class ReadOnlyAdminMixin:
-    """Logs are written by the integration only."""
+    """Logs and links are written by the integration only, and never deleted by hand: the log
+    is the audit trail, and a deleted link would make the next sync send its invoice or
+    payment to Xero again."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -128,7 +135,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         ),
     ]
 
-    actions = ["import_contact_changes"]
+    actions = ["import_contact_changes", "disconnect"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Connections are made through Xero's consent screen only.
@@ -156,7 +163,41 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
         ).count()
 
-    @admin.action(description="Import contact changes from Xero now")
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting the row would leave the connection live in Xero and its tokens unrevoked;
+        # the "Disconnect" action does it properly and keeps the history.
+        return False
+
+    def has_import_contacts_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.import_contacts_xeroconnection")
+
+    def has_disconnect_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.disconnect_xeroconnection")
+
+    @admin.action(description="Disconnect from Xero", permissions=["disconnect"])
+    def disconnect(self, request: HttpRequest, queryset: Any) -> None:
+        from xero_integration.tasks import dispatch
+
+        done = 0
+        for connection in queryset.exclude(status=ConnectionStatus.DISCONNECTED):
+            # The same path as the Disconnect button: the CRM lets go now, a task tells Xero.
+            with transaction.atomic():
+                connect.disconnect(connection, request.user)
+                dispatch(
+                    "xero_integration.tasks.disconnect_in_xero",
+                    connection.pk,
+                    connection.token_generation,
+                )
+            done += 1
+        self.message_user(
+            request,
+            f"{done} connection(s) disconnected; Xero is being told. Their history is kept.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description="Import contact changes from Xero now", permissions=["import_contacts"]
+    )
     def import_contact_changes(self, request: HttpRequest, queryset: Any) -> None:
         started = 0
         for connection in queryset:
@@ -337,6 +378,12 @@ class SyncJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.retry_syncjob")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.resolve_syncjob")
+
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: SyncJob) -> str:
         return get_adapter().account_label(obj.account_key)
@@ -366,7 +413,10 @@ class SyncJobAdmin(admin.ModelAdmin):
             link.xero_status,
         )
 
-    @admin.action(description="Link to the invoice already in Xero (number in use), then retry")
+    @admin.action(
+        description="Link to the invoice already in Xero (number in use), then retry",
+        permissions=["retry"],
+    )
     def link_to_existing_invoice(self, request: HttpRequest, queryset: Any) -> None:
         linked = invoices.link_to_existing(queryset)
         skipped = queryset.count() - linked
@@ -377,7 +427,9 @@ class SyncJobAdmin(admin.ModelAdmin):
             messages.SUCCESS if linked else messages.WARNING,
         )
 
-    @admin.action(description="Send again as a new Xero invoice (deleted in Xero)")
+    @admin.action(
+        description="Send again as a new Xero invoice (deleted in Xero)", permissions=["retry"]
+    )
     def send_as_new_invoice(self, request: HttpRequest, queryset: Any) -> None:
         sent = invoices.send_again_as_new(queryset)
         skipped = queryset.count() - sent
@@ -388,12 +440,28 @@ class SyncJobAdmin(admin.ModelAdmin):
             messages.SUCCESS if sent else messages.WARNING,
         )
 
-    @admin.action(description="Retry the selected jobs now")
+    @admin.action(description="Retry the selected jobs now", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: Any) -> None:
-        count = outbox.retry(queryset)
+        adapter = get_adapter(request)
+        strays: dict[int, str] = {}
+        for job in queryset:
+            invoice = find_invoice(adapter, job.host_model, job.host_id)
+            if invoice is not None and host_key(invoice) != (job.host_model, job.host_id):
+                strays[job.pk] = host_key(invoice)[1]
+        count = outbox.retry(queryset.exclude(pk__in=strays))
         self.message_user(request, f"{count} job(s) queued to run again.", messages.SUCCESS)
+        if strays:
+            # Running them would send the invoice's payments to Xero a second time.
+            ids = ", ".join(sorted(set(strays.values())))
+            self.message_user(
+                request,
+                f"{len(strays)} job(s) not retried: they name a CRM invoice by another "
+                f"spelling of its id (invoice {ids}). Use Sync now on the invoice, and mark "
+                "these resolved.",
+                messages.WARNING,
+            )
 
-    @admin.action(description="Mark the selected jobs resolved")
+    @admin.action(description="Mark the selected jobs resolved", permissions=["resolve"])
     def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
         count = queryset.exclude(state=SyncJob.State.RUNNING).update(state=SyncJob.State.RESOLVED)
         self.message_user(request, f"{count} job(s) marked resolved.", messages.SUCCESS)
@@ -463,11 +531,23 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         url = services.xero_invoice_url(obj.tenant_id, short_code, obj.xero_invoice_id)
         return format_html('<a href="{}" target="_blank" rel="noopener">Open</a>', url)
 
-    @admin.action(description="Sync the selected invoices now")
+    def has_sync_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("xero_integration.sync_invoicelink")
+
+    @admin.action(description="Sync the selected invoices now", permissions=["sync"])
     def sync_now(self, request: HttpRequest, queryset: Any) -> None:
+        adapter = get_adapter(request)
+        queued: set[tuple[str, str, str]] = set()
         for link in queryset:
-            outbox.sync_now(link.account_key, link.host_model, link.host_id, link.invoice_number)
-        self.message_user(request, f"{queryset.count()} invoice(s) queued.", messages.SUCCESS)
+            # The invoice's own id, even for a link recorded under another spelling of it.
+            invoice = find_invoice(adapter, link.host_model, link.host_id)
+            key = host_key(invoice) if invoice is not None else (link.host_model, link.host_id)
+            if (link.account_key, *key) in queued:
+                continue
+            number = adapter.invoice_number(invoice) if invoice is not None else ""
+            outbox.sync_now(link.account_key, *key, number or link.invoice_number)
+            queued.add((link.account_key, *key))
+        self.message_user(request, f"{len(queued)} invoice(s) queued.", messages.SUCCESS)
 
 
 @admin.register(PaymentLink)

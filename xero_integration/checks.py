@@ -57,18 +57,30 @@ def check_adapter(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
 
 @checks.register()
 def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E002: tokens cannot be stored without a valid encryption key (required outside DEBUG)."""
+    """E002: tokens cannot be stored without a valid encryption key. With DEBUG on a missing
+    key is W003 instead, so that management commands such as makemigrations still run; storing
+    a token is refused either way (there is no fallback key)."""
     from cryptography.fernet import Fernet
 
     keys = app_settings.ENCRYPTION_KEYS
     if not keys:
+        hint = (
+            "Generate a key with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'` and set XERO_ENCRYPTION_KEYS."
+        )
         if settings.DEBUG:
-            return []
+            return [
+                checks.Warning(
+                    "XERO_ENCRYPTION_KEYS is empty: connecting to Xero is refused until it is "
+                    "set (tokens are never stored unencrypted).",
+                    hint=hint,
+                    id="xero_integration.W003",
+                )
+            ]
         return [
             checks.Error(
                 "XERO_ENCRYPTION_KEYS is empty: Xero tokens cannot be encrypted at rest.",
-                hint="Generate a key with `python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'` and set XERO_ENCRYPTION_KEYS.",
+                hint=hint,
                 id="xero_integration.E002",
             )
         ]

@@ -6,34 +6,27 @@ put a new key first, run ``manage.py xero_rotate_keys``, then drop the old key.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
 from django.db import models
 
 from xero_integration import app_settings
 from xero_integration.exceptions import ConfigurationError
 
 
-def _derived_debug_key() -> bytes:
-    # Only with DEBUG on and no key configured: a key derived from SECRET_KEY keeps a fresh checkout
-    # working. System check xero_integration.E002 refuses this outside DEBUG.
-    digest = hashlib.sha256(b"xero_integration.tokens:" + settings.SECRET_KEY.encode()).digest()
-    return base64.urlsafe_b64encode(digest)
-
-
 def get_fernet() -> MultiFernet:
-    """The MultiFernet built from the configured keys (newest first)."""
+    """The MultiFernet built from the configured keys (newest first).
+
+    There is no fallback key: one derived from ``SECRET_KEY`` (often a checked-in demo value)
+    would protect nothing, so storing a token without a configured key is refused.
+    """
     keys = app_settings.ENCRYPTION_KEYS
     if not keys:
-        if not settings.DEBUG:
-            raise ConfigurationError(
-                "XERO_ENCRYPTION_KEYS is empty; Xero tokens cannot be stored encrypted."
-            )
-        return MultiFernet([Fernet(_derived_debug_key())])
+        raise ConfigurationError(
+            "XERO_ENCRYPTION_KEYS is empty; Xero tokens cannot be stored encrypted. Generate a "
+            "key with Fernet.generate_key() and set XERO_ENCRYPTION_KEYS."
+        )
     return MultiFernet([Fernet(key.encode() if isinstance(key, str) else key) for key in keys])
 
 
@@ -53,17 +46,37 @@ def decrypt(value: str) -> str:
         ) from exc
 
 
+class UnreadableSecret(str):
+    """A stored value no configured key decrypts (its key was dropped from
+    XERO_ENCRYPTION_KEYS). It reads as "" (no token), so the connection asks for a reconnect
+    instead of failing, and a save writes the ciphertext back unchanged, so putting the old key
+    back restores it."""
+
+    ciphertext: str
+
+    def __new__(cls, ciphertext: str) -> UnreadableSecret:
+        value = super().__new__(cls, "")
+        value.ciphertext = ciphertext
+        return value
+
+
 class EncryptedTextField(models.TextField):
-    """A TextField whose column holds only Fernet ciphertext; Python sees the plain text."""
+    """A TextField whose column holds only Fernet ciphertext; Python sees the plain text, or an
+    empty UnreadableSecret when no configured key decrypts it."""
 
     description = "Text encrypted at rest"
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
         if value is None or value == "":
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except ConfigurationError:
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, UnreadableSecret):
+            return value.ciphertext
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from xero_integration.fields import EncryptedTextField
+from xero_integration.fields import EncryptedTextField, UnreadableSecret
 
 
 class OrganisationQuerySet(models.QuerySet):
@@ -89,11 +89,55 @@ class XeroConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    #: Set on load: the tokens cannot be decrypted with the configured keys...
+    tokens_unreadable = False
+    #: ...and the row says connected, so it was loaded as needing a reconnect.
+    stored_as_connected = False
+
+    #: Why a connection whose tokens no configured key decrypts needs reconnecting.
+    UNREADABLE_TOKENS_REASON = (
+        "The stored Xero authorisation cannot be decrypted: the encryption key it was saved "
+        "with is no longer in XERO_ENCRYPTION_KEYS. Reconnect to Xero to resume syncing."
+    )
+
     class Meta:
         verbose_name = "Xero connection"
+        permissions = [
+            ("import_contacts_xeroconnection", "Can import contact changes from Xero now"),
+            ("disconnect_xeroconnection", "Can disconnect a CRM account from Xero"),
+        ]
+        constraints = [
+            # One CRM account per organisation: Xero's webhooks for it reach one account, and
+            # no account's disconnect can end another's connection.
+            models.UniqueConstraint(
+                fields=["tenant_id"],
+                condition=models.Q(
+                    status__in=[ConnectionStatus.CONNECTED, ConnectionStatus.NEEDS_RECONNECT]
+                )
+                & ~models.Q(tenant_id=""),
+                name="xero_connection_one_account_per_tenant",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.tenant_name or 'Xero'} ({self.get_status_display()})"
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> XeroConnection:
+        """A connected row whose tokens cannot be decrypted loads as needing a reconnect (with
+        the reason), so pages show what to do and workers wait instead of failing."""
+        instance = super().from_db(db, field_names, values)
+        # __dict__, not attributes: reading a deferred field here would query again.
+        loaded = instance.__dict__
+        instance.tokens_unreadable = any(
+            isinstance(loaded.get(name), UnreadableSecret)
+            for name in ("access_token", "refresh_token")
+        )
+        if instance.tokens_unreadable and loaded.get("status") == ConnectionStatus.CONNECTED:
+            instance.status = ConnectionStatus.NEEDS_RECONNECT
+            instance.status_reason = cls.UNREADABLE_TOKENS_REASON
+            instance.stored_as_connected = True
+        return instance
 
     @property
     def is_connected(self) -> bool:
@@ -218,7 +262,11 @@ class ConnectAttempt(models.Model):
 
 
 class SyncLog(models.Model):
-    """An append-only record of what the integration did with Xero and what Xero answered."""
+    """An append-only record of what the integration did with Xero and what Xero answered.
+
+    It outlives its connection (``account_key`` still says whose it is): a deleted connection
+    leaves its log in place.
+    """
 
     class Outcome(models.TextChoices):
         OK = "ok", "OK"
@@ -226,7 +274,7 @@ class SyncLog(models.Model):
         INFO = "info", "Info"
 
     connection = models.ForeignKey(
-        XeroConnection, null=True, blank=True, on_delete=models.CASCADE, related_name="logs"
+        XeroConnection, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
     )
     account_key = models.CharField(max_length=100, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -408,6 +456,10 @@ class SyncJob(models.Model):
 
     class Meta:
         verbose_name = "sync job"
+        permissions = [
+            ("retry_syncjob", "Can retry sync jobs"),
+            ("resolve_syncjob", "Can mark sync jobs resolved"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["account_key", "host_model", "host_id"], name="xero_sync_job_host"
@@ -453,6 +505,7 @@ class InvoiceLink(models.Model):
 
     class Meta:
         verbose_name = "Xero invoice link"
+        permissions = [("sync_invoicelink", "Can sync invoices to Xero now")]
         constraints = [
             models.UniqueConstraint(
                 fields=["account_key", "tenant_id", "host_model", "host_id"],

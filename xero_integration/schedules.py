@@ -22,6 +22,8 @@ def install_schedules(**kwargs: Any) -> None:
         "resume_contact_imports": 5,
         # Invoice and payment changes made in Xero (the safety net for lost webhooks).
         "read_xero_changes": app_settings.XERO_CHANGES_MINUTES,
+        # Consents abandoned at "choose an organisation": their tokens and connections let go.
+        "expire_connect_attempts": 15,
     }
     for task, minutes in every_minutes.items():
         Schedule.objects.update_or_create(

@@ -53,6 +53,11 @@ def finish_connect(attempt_id: str) -> None:
     connect.finish(attempt_id)
 
 
+def expire_connect_attempts() -> int:
+    """Cancel consents left unfinished, letting go of what they hold in Xero."""
+    return connect.expire_stale_attempts()
+
+
 def load_reference_data(connection_id: int) -> None:
     """Refresh the organisation's details and accounts."""
     connect.load_reference_data(connection_id)

@@ -45,6 +45,10 @@ def mark_needs_reconnect(connection: XeroConnection, reason: str) -> None:
 def access_token(connection_id: int) -> str:
     """A valid access token for the connection, refreshing it first when it is about to expire."""
     connection = XeroConnection.objects.get(pk=connection_id)
+    if getattr(connection, "stored_as_connected", False):
+        # Its tokens cannot be decrypted: record that it needs reconnecting, once, so that
+        # its work waits for the reconnect instead of being tried again and again.
+        mark_needs_reconnect(connection, XeroConnection.UNREADABLE_TOKENS_REASON)
     if not connection.is_connected:
         raise ConnectionNotReady(f"The Xero connection is {connection.get_status_display()}.")
     if connection.access_token_is_fresh(REFRESH_MARGIN):

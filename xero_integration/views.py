@@ -7,18 +7,19 @@ progress. Only users the adapter allows may change the connection of their own C
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from xero_integration import app_settings, connect, contacts, oauth_state, services
-from xero_integration.adapters import get_adapter
+from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.forms import DefaultAccountsForm
 from xero_integration.models import (
     ConnectAttempt,
@@ -109,6 +110,14 @@ def start_connect(request: HttpRequest) -> HttpResponse:
             "This CRM has no Xero app configured (XERO_CLIENT_ID). Ask your administrator.",
             status=503,
         )
+    if not app_settings.ENCRYPTION_KEYS:
+        return _error(
+            request,
+            "Xero is not configured",
+            "This CRM has no key to encrypt Xero's tokens with (XERO_ENCRYPTION_KEYS), so it "
+            "cannot connect. Ask your administrator.",
+            status=503,
+        )
     state, verifier = new_state(), new_code_verifier()
     oauth_state.stash(request, state, code_verifier=verifier, account_key=account_key)
     url = services.oauth_client(_redirect_uri(request)).authorization_url(state, verifier)
@@ -173,7 +182,16 @@ def attempt_page(request: HttpRequest, attempt_id: str) -> HttpResponse:
         return redirect("xero_integration:settings")
     if attempt.state == ConnectAttempt.State.FAILED:
         return _error(request, "Xero did not connect", attempt.error, status=200)
-    return render(request, "xero_integration/attempt.html", {"attempt": attempt})
+    taken = connect.tenants_taken(attempt.account_key)
+    tenants = [{**tenant, "taken": tenant["tenant_id"] in taken} for tenant in attempt.tenants]
+    # The first organisation that can be chosen is selected.
+    for tenant in tenants:
+        if not tenant["taken"]:
+            tenant["checked"] = True
+            break
+    return render(
+        request, "xero_integration/attempt.html", {"attempt": attempt, "tenants": tenants}
+    )
 
 
 @login_required
@@ -185,14 +203,21 @@ def choose_organisation(request: HttpRequest, attempt_id: str) -> HttpResponse:
     tenant_id = request.POST.get("tenant_id", "")
     if attempt.state != ConnectAttempt.State.CHOOSING:
         return redirect("xero_integration:attempt", attempt_id=attempt.pk)
-    if tenant_id not in {t["tenant_id"] for t in attempt.tenants}:
+    chosen = next((t for t in attempt.tenants if t["tenant_id"] == tenant_id), None)
+    if chosen is None:
         messages.error(request, "Choose one of the organisations listed.")
         return redirect("xero_integration:attempt", attempt_id=attempt.pk)
+    if tenant_id in connect.tenants_taken(attempt.account_key):
+        messages.error(request, connect.organisation_taken_message(chosen["tenant_name"]))
+        return redirect("xero_integration:attempt", attempt_id=attempt.pk)
     with transaction.atomic():
-        attempt.chosen_tenant_id = tenant_id
-        attempt.state = ConnectAttempt.State.FINISHING
-        attempt.save(update_fields=["chosen_tenant_id", "state", "updated_at"])
-        dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
+        # Only while still choosing: the attempt may have expired since the page was shown.
+        if ConnectAttempt.objects.filter(pk=attempt.pk, state=ConnectAttempt.State.CHOOSING).update(
+            chosen_tenant_id=tenant_id,
+            state=ConnectAttempt.State.FINISHING,
+            updated_at=timezone.now(),
+        ):
+            dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
     return redirect("xero_integration:attempt", attempt_id=attempt.pk)
 
 
@@ -273,11 +298,11 @@ def sync_invoice(request: HttpRequest, host_model: str, host_id: str) -> HttpRes
 
     adapter = get_adapter(request)
     account_key = _account_key(request)
-    invoice = adapter.load_invoice(host_model, host_id)
+    invoice = find_invoice(adapter, host_model, host_id)
     if invoice is None or adapter.get_account_key(invoice) != account_key:
         raise Http404("No such invoice.")
     with transaction.atomic():
-        outbox.sync_now(account_key, host_model, host_id, adapter.invoice_number(invoice))
+        outbox.sync_now(account_key, *host_key(invoice), adapter.invoice_number(invoice))
     messages.info(request, "Sending the invoice to Xero…")
     back = request.POST.get("next") or request.META.get("HTTP_REFERER") or "/"
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
@@ -285,11 +310,15 @@ def sync_invoice(request: HttpRequest, host_model: str, host_id: str) -> HttpRes
     return redirect(back)
 
 
+# Xero signs its calls instead of signing in: no CSRF token, and no sign-in even on hosts that
+# use LoginRequiredMiddleware.
 @csrf_exempt
+@login_not_required
 @require_POST
 def webhook(request: HttpRequest) -> HttpResponse:
     """Xero's webhook: 401 for a bad signature, 200 with no body and no cookies otherwise
-    (Intent to Receive included); the work happens in a task."""
+    (Intent to Receive included, and a signed payload we cannot use); the work happens in a
+    task."""
     from xero_integration import webhooks
 
     if not webhooks.signature_is_valid(

@@ -34,8 +34,12 @@ def signature_is_valid(key: str, body: bytes, signature: str) -> bool:
     """``x-xero-signature`` is base64(HMAC-SHA256(key, body)); compared in constant time."""
     if not key or not signature:
         return False
-    expected = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
-    return hmac.compare_digest(expected, signature.strip())
+    try:
+        given = signature.strip().encode("ascii")
+    except UnicodeEncodeError:  # base64 is ASCII; anything else cannot be Xero's signature
+        return False
+    expected = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, given)
 
 
 def record(body: bytes) -> int:
@@ -43,9 +47,11 @@ def record(body: bytes) -> int:
     task that reads them runs after the commit."""
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return 0
     events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list):
+        return 0
     rows = [
         WebhookEvent(
             tenant_id=str(event.get("tenantId", ""))[:64],
@@ -54,7 +60,7 @@ def record(body: bytes) -> int:
             resource_id=str(event.get("resourceId", ""))[:64],
             event_date=str(event.get("eventDateUtc", ""))[:40],
         )
-        for event in events or []
+        for event in events
         if isinstance(event, dict) and event.get("eventCategory") in ("CONTACT", "INVOICE")
     ]
     if not rows:

@@ -43,8 +43,11 @@ def test_missing_encryption_key_outside_debug_is_an_error() -> None:
 
 
 @override_settings(DEBUG=True, XERO_ENCRYPTION_KEYS=[])
-def test_missing_encryption_key_in_debug_is_allowed() -> None:
-    assert check_encryption_keys() == []
+def test_missing_encryption_key_in_debug_is_a_warning_that_connect_is_refused() -> None:
+    # Not an error, so makemigrations and friends still run; storing a token is refused.
+    (message,) = check_encryption_keys()
+    assert message.id == "xero_integration.W003"
+    assert "refused" in message.msg
 
 
 @override_settings(XERO_ENCRYPTION_KEYS=["not-a-fernet-key"])

@@ -20,6 +20,7 @@ def test_migrate_installs_every_periodic_task_once_and_each_can_be_called():
         "xero_integration.process_webhook_events",
         "xero_integration.sweep_sync_jobs",
         "xero_integration.resume_contact_imports",
+        "xero_integration.expire_connect_attempts",
         "xero_integration.keep_tokens_alive",
         "xero_integration.read_xero_changes",
         "xero_integration.check_drift",

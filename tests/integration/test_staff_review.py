@@ -527,3 +527,195 @@ def test_anonymous_users_are_sent_to_sign_in(client, xero_sandbox, connected, re
     response = client.get(admin_url("syncjob"))
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+# ---- host ids are the CRM's own ------------------------------------------------------------------
+
+
+def amount_paid_in_xero(sandbox: Any, tenant_id: str, number: str) -> Decimal:
+    return Decimal(str(xero_invoices(sandbox, tenant_id)[number]["AmountPaid"]))
+
+
+def test_sync_now_with_another_spelling_of_the_invoice_id_syncs_that_invoice_once(
+    member_client, xero_sandbox, connected
+):
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, [{}], number="SPELL-0001")
+    pay(invoice, "30.00")
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0001") == Decimal("30.00")
+
+    for spelling in (f"0{invoice.pk}", f"00{invoice.pk}", f"+{invoice.pk}"):
+        url = reverse("xero_integration:sync_invoice", args=["crm.invoice", spelling])
+        assert member_client.post(url).status_code == 302, spelling
+
+    # One job and one link, both under the CRM's own id; Xero holds the CRM's payment once.
+    assert list(SyncJob.objects.values_list("host_id", flat=True)) == [str(invoice.pk)]
+    assert list(InvoiceLink.objects.values_list("host_id", flat=True)) == [str(invoice.pk)]
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0001") == Decimal("30.00")
+
+
+@pytest.mark.parametrize("host_id", ["abc", "7.0", "1e3", "%20", "-1"])
+def test_sync_now_with_an_id_that_is_no_invoice_is_not_found(owner_client, connected, host_id):
+    url = reverse("xero_integration:sync_invoice", args=["crm.invoice", host_id])
+    assert owner_client.post(url).status_code == 404
+    assert not SyncJob.objects.exists()
+
+
+def test_admin_sync_now_and_retry_of_a_row_under_another_spelling_use_the_crm_id(
+    admin_client, xero_sandbox, connected
+):
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, [{}], number="SPELL-0002")
+    pay(invoice, "30.00")
+    # A link and a job recorded under "0<id>" (as an earlier "Sync now" could leave them).
+    stray_id = f"0{invoice.pk}"
+    stray_link = link_of(invoice)
+    stray_link.pk, stray_link.host_id = None, stray_id
+    stray_link.save()
+    stray_job = job_of(invoice)
+    stray_job.pk, stray_job.host_id, stray_job.state = None, stray_id, SyncJob.State.FAILED
+    stray_job.save()
+
+    response = run_action(admin_client, "invoicelink", "sync_now", [stray_link])
+    assert "1 invoice(s) queued." in messages_of(response)
+    response = run_action(admin_client, "syncjob", "retry", [stray_job])
+    assert f"invoice {invoice.pk}" in " ".join(messages_of(response))
+
+    stray_job.refresh_from_db()
+    assert stray_job.state == SyncJob.State.FAILED  # left for staff to mark resolved
+    assert job_of(invoice).state == SyncJob.State.DONE
+    assert amount_paid_in_xero(xero_sandbox, tenant_id, "SPELL-0002") == Decimal("30.00")
+
+
+# ---- who may run the admin actions -------------------------------------------------------------
+
+
+def offered_actions(client: Any, model: str) -> set[str]:
+    response = client.get(admin_url(model))
+    assert response.status_code == 200
+    form = response.context["action_form"]  # None when no action is allowed
+    return {name for name, _ in form.fields["action"].choices if name} if form else set()
+
+
+@pytest.fixture
+def viewer_client(client_factory) -> Any:
+    """A staff member who may look at the Xero admin pages, and nothing more."""
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="xero_integration", codename__startswith="view_"
+        )
+    )
+    return client_factory(user)
+
+
+@pytest.fixture
+def operator_client(client_factory) -> Any:
+    """A staff member in the demo's "Sync operators" group."""
+    from crm_demo.crm.management.commands.seed_demo import sync_operators_group
+    from tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(sync_operators_group())
+    return client_factory(user)
+
+
+def test_admin_actions_need_their_own_permissions_not_just_view(
+    viewer_client, xero_sandbox, connected, refused
+):
+    tenant_id, account, connection = connected
+    assert offered_actions(viewer_client, "failedsyncjob") == set()
+    assert offered_actions(viewer_client, "syncjob") == set()
+    assert offered_actions(viewer_client, "invoicelink") == set()
+    assert offered_actions(viewer_client, "xeroconnection") == set()
+
+    # Posting an action anyway does nothing.
+    job = job_of(refused["usd"])
+    before = (job.state, job.attempts, job.key_generation)
+    for model, action in [("failedsyncjob", "retry"), ("syncjob", "mark_resolved")]:
+        assert run_action(viewer_client, model, action, [job]).status_code == 200
+    job.refresh_from_db()
+    assert (job.state, job.attempts, job.key_generation) == before
+    done = make_invoice(account, [{}], number="VIEW-0001")
+    requests_before = len(xero_sandbox.requests(tenant_id))
+    run_action(viewer_client, "invoicelink", "sync_now", [link_of(done)])
+    run_action(viewer_client, "xeroconnection", "import_contact_changes", [connection])
+    assert len(xero_sandbox.requests(tenant_id)) == requests_before
+    assert not connection.contact_imports.exists()
+
+
+def test_the_sync_operators_group_runs_the_actions_but_cannot_disconnect(
+    operator_client, xero_sandbox, connected, refused
+):
+    _, _, connection = connected
+    assert offered_actions(operator_client, "failedsyncjob") == {"retry", "mark_resolved"}
+    assert offered_actions(operator_client, "invoicelink") == {"sync_now"}
+    assert offered_actions(operator_client, "xeroconnection") == {"import_contact_changes"}
+
+    response = run_action(operator_client, "failedsyncjob", "retry", [job_of(refused["usd"])])
+    assert "1 job(s) queued to run again." in messages_of(response)
+    response = run_action(
+        operator_client, "failedsyncjob", "mark_resolved", [job_of(refused["tax1"])]
+    )
+    assert "1 job(s) marked resolved." in messages_of(response)
+    assert job_of(refused["tax1"]).state == SyncJob.State.RESOLVED
+    run_action(operator_client, "xeroconnection", "import_contact_changes", [connection])
+    assert connection.contact_imports.exists()
+    connection.refresh_from_db()
+    assert connection.is_connected
+
+
+# ---- the sync log stays; connections end through Disconnect -----------------------------------
+
+
+def test_the_sync_log_outlives_its_connection(connected, refused):
+    _, account, connection = connected
+    logged = SyncLog.objects.filter(connection=connection).count()
+    assert logged
+    XeroConnection.objects.filter(pk=connection.pk).delete()
+    kept = SyncLog.objects.filter(account_key=str(account.pk), connection=None)
+    assert kept.count() >= logged
+
+
+def test_admin_cannot_delete_the_sync_log_or_a_connection(admin_client, connected, refused):
+    _, _, connection = connected
+    entry = SyncLog.objects.filter(connection=connection).first()
+    assert admin_client.get(admin_url("synclog", "delete", entry.pk)).status_code == 403
+    assert "delete_selected" not in offered_actions(admin_client, "synclog")
+    assert (
+        admin_client.post(admin_url("synclog", "delete", entry.pk), {"post": "yes"}).status_code
+        == 403
+    )
+    assert SyncLog.objects.filter(pk=entry.pk).exists()
+
+    assert admin_client.get(admin_url("xeroconnection", "delete", connection.pk)).status_code == 403
+    assert "delete_selected" not in offered_actions(admin_client, "xeroconnection")
+    assert XeroConnection.objects.filter(pk=connection.pk).exists()
+
+
+def test_admin_disconnect_lets_go_in_xero_and_keeps_the_history(
+    admin_client, xero_sandbox, connected, refused
+):
+    tenant_id, _, connection = connected
+    assert "disconnect" in offered_actions(admin_client, "xeroconnection")
+    response = run_action(admin_client, "xeroconnection", "disconnect", [connection])
+    assert "1 connection(s) disconnected" in " ".join(messages_of(response))
+
+    connection.refresh_from_db()
+    assert connection.status == "disconnected"
+    assert (connection.access_token, connection.refresh_token) == ("", "")
+    deletes = [
+        r
+        for r in xero_sandbox.requests()
+        if r["method"] == "DELETE" and r["path"] == f"/connections/{connection.connection_id}"
+    ]
+    assert [r["status"] for r in deletes] == [204]
+    actions = set(SyncLog.objects.filter(connection=connection).values_list("action", flat=True))
+    assert {"disconnect_requested", "disconnect"} <= actions
+    assert SyncLog.objects.filter(host_id=str(refused["usd"].pk)).exists()

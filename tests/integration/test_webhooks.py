@@ -106,3 +106,43 @@ def test_contact_changes_in_xero_reach_the_crm_through_the_webhook(
     assert ContactLink.objects.get(xero_contact_id=made[0]).host_id == str(contact.pk)
     calls = [r for r in xero_sandbox.requests(org["tenant_id"]) if "IDs=" in r["query"]]
     assert len(calls) == 1  # only the changed contact was read
+
+
+def test_a_non_ascii_signature_gets_401_not_a_server_error(client, webhook_key):
+    body = json.dumps({"events": [event("t", "c")]}).encode()
+    assert post(client, body, "sïgnature-é").status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"events": 5}',
+        b'{"events": "CONTACT"}',
+        b'{"events": {"eventCategory": "CONTACT"}}',
+        b'{"events": [5, "x", null]}',
+        b"[1, 2]",
+        b"null",
+        b"\xff\xfe not json",
+    ],
+)
+def test_a_signed_payload_of_the_wrong_shape_is_answered_and_ignored(client, webhook_key, body):
+    # Xero disables a webhook that keeps failing; a payload we cannot use is acknowledged.
+    response = post(client, body, signed(body))
+    assert response.status_code == 200
+    assert not WebhookEvent.objects.exists()
+
+
+def test_xero_reaches_the_webhook_when_the_host_requires_sign_in_everywhere(
+    client, webhook_key, settings
+):
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    body = json.dumps({"events": [event("unknown-tenant", "c1")]}).encode()
+    response = post(client, body, signed(body))
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
+    # The rest of the integration still asks for sign-in.
+    assert client.get(reverse("xero_integration:settings")).status_code == 302

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from crm_demo.crm.models import (
@@ -232,6 +233,38 @@ INVOICES: list[dict[str, Any]] = [
 
 SEED_DATE = datetime.date(2026, 11, 1)
 
+SYNC_OPERATORS = "Sync operators"
+#: What the "Sync operators" group may do in admin: review syncs and the log, map taxes, and
+#: run Retry, Mark resolved, Sync now and Import contact changes (not disconnect).
+SYNC_OPERATOR_PERMISSIONS = [
+    "view_syncjob",
+    "view_failedsyncjob",
+    "retry_syncjob",
+    "resolve_syncjob",
+    "view_invoicelink",
+    "sync_invoicelink",
+    "view_synclog",
+    "view_xeroconnection",
+    "import_contacts_xeroconnection",
+    "view_contactlink",
+    "view_taxratemapping",
+    "change_taxratemapping",
+]
+OPERATOR_EMAIL = "operator@example.com"
+
+
+def sync_operators_group() -> Group:
+    """The "Sync operators" group with its permissions (created or brought up to date)."""
+    group, _ = Group.objects.get_or_create(name=SYNC_OPERATORS)
+    permissions = Permission.objects.filter(
+        content_type__app_label="xero_integration", codename__in=SYNC_OPERATOR_PERMISSIONS
+    )
+    missing = set(SYNC_OPERATOR_PERMISSIONS) - {p.codename for p in permissions}
+    if missing:
+        raise CommandError(f"Run migrate first: permissions missing: {', '.join(sorted(missing))}")
+    group.permissions.set(permissions)
+    return group
+
 
 class Command(BaseCommand):
     help = "Create or refresh the demo account, user, contacts, taxes and invoices."
@@ -276,11 +309,20 @@ class Command(BaseCommand):
                 )
         for spec in INVOICES:
             self._invoice(account, contacts, taxes, spec)
+        # Staff who review syncs in admin without being superusers.
+        operator, _ = user_model.objects.get_or_create(
+            username=OPERATOR_EMAIL, defaults={"email": OPERATOR_EMAIL}
+        )
+        operator.is_staff = True
+        operator.set_password(DEMO_PASSWORD)
+        operator.save()
+        operator.groups.add(sync_operators_group())
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: account “{ACCOUNT_NAME}”, {len(CONTACTS)} contacts, "
                 f"{len(TAXES)} taxes, {len(INVOICES)} invoices.\n"
-                f"Sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}"
+                f"Sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD}; admin as "
+                f"{OPERATOR_EMAIL} (group “{SYNC_OPERATORS}”) with the same password"
             )
         )
 
