@@ -654,7 +654,12 @@ def test_the_sync_operators_group_runs_the_actions_but_cannot_disconnect(
     operator_client, xero_sandbox, connected, refused
 ):
     _, _, connection = connected
-    assert offered_actions(operator_client, "failedsyncjob") == {"retry", "mark_resolved"}
+    assert offered_actions(operator_client, "failedsyncjob") == {
+        "retry",
+        "mark_resolved",
+        "link_to_existing_invoice",
+        "send_as_new_invoice",
+    }
     assert offered_actions(operator_client, "invoicelink") == {"sync_now"}
     assert offered_actions(operator_client, "xeroconnection") == {"import_contact_changes"}
 
