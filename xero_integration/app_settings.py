@@ -90,9 +90,9 @@ class AppSettings:
         return int(self._setting("DRIFT_DAYS", 30))
 
     @property
-    def XERO_CHANGES_MINUTES(self) -> int:
+    def CHANGES_MINUTES(self) -> int:
         """How often invoice and payment changes made in Xero are read (If-Modified-Since)."""
-        return int(self._setting("XERO_CHANGES_MINUTES", 15))
+        return int(self._setting("CHANGES_MINUTES", 15))
 
     @property
     def RUN_SECONDS(self) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,9 +43,10 @@ def apply_invoices(
     connection: XeroConnection,
     xero_invoices: Iterable[dict[str, Any]],
     adapter: DefaultXeroAdapter | None = None,
+    read_started: datetime | None = None,
 ) -> int:
-    """Take Xero's copies of invoices: those linked to a CRM invoice update it. Returns how
-    many were linked."""
+    """Take Xero's copies of invoices, read from ``read_started`` on: those linked to a CRM
+    invoice update it. Returns how many were linked."""
     adapter = adapter or get_adapter()
     by_id = {
         str(invoice.get("InvoiceID")): invoice
@@ -57,7 +58,7 @@ def apply_invoices(
     links = list(InvoiceLink.objects.of(connection).filter(xero_invoice_id__in=list(by_id)))
     for link in links:
         try:
-            apply_invoice(connection, link, by_id[link.xero_invoice_id], adapter)
+            apply_invoice(connection, link, by_id[link.xero_invoice_id], adapter, read_started)
         except Exception:  # one invoice the CRM cannot take must not stop the others
             logger.exception("Could not take Xero's side of invoice %s", link.invoice_number)
             _log(
@@ -74,6 +75,7 @@ def apply_invoice(
     link: InvoiceLink,
     xero_invoice: dict[str, Any],
     adapter: DefaultXeroAdapter,
+    read_started: datetime | None = None,
 ) -> None:
     """One invoice: Xero's status and amounts on its link, payments made or removed in Xero
     into the CRM, then the drift check."""
@@ -98,7 +100,9 @@ def apply_invoice(
             and link.crm_total != link.xero_total
         )
         instance = adapter.load_invoice(link.host_model, link.host_id)
-        added, removed = _payments_from_xero(connection, link, xero_invoice, adapter, instance)
+        added, removed = _payments_from_xero(
+            connection, link, xero_invoice, adapter, instance, read_started
+        )
         link.save()
         if link.removed_in_xero and before != link.xero_status:
             _log(
@@ -125,9 +129,11 @@ def _payments_from_xero(
     xero_invoice: dict[str, Any],
     adapter: DefaultXeroAdapter,
     instance: Any,
+    read_started: datetime | None,
 ) -> tuple[int, int]:
     """Payments someone recorded or removed in Xero, handed to the host. Ours are left alone,
-    as are payments whose create of ours is still unanswered (the job settles those)."""
+    as are payments whose create of ours is still unanswered (the job settles those), and a
+    payment linked after the read began is not judged by a copy older than it."""
     if "Payments" not in xero_invoice:
         return 0, 0
     in_xero = [p for p in plan.xero_payments(xero_invoice) if p.active]
@@ -148,7 +154,9 @@ def _payments_from_xero(
     gone = [
         r
         for r in records
-        if r.state == PaymentLink.State.LINKED and r.xero_payment_id not in active_ids
+        if r.state == PaymentLink.State.LINKED
+        and r.xero_payment_id not in active_ids
+        and (read_started is None or r.updated_at < read_started)
     ]
     added = removed = 0
     if new and instance is not None:
@@ -246,8 +254,11 @@ def read_by_ids(connection: XeroConnection, client: XeroClient, ids: list[str]) 
     linked = 0
     for start in range(0, len(ids), IDS_PER_CALL):
         chunk = ids[start : start + IDS_PER_CALL]
+        read_started = timezone.now()
         reply = client.get("/Invoices", {"IDs": ",".join(chunk), "unitdp": 4}) or {}
-        linked += apply_invoices(connection, list(reply.get("Invoices") or []), adapter)
+        linked += apply_invoices(
+            connection, list(reply.get("Invoices") or []), adapter, read_started
+        )
     return linked
 
 
@@ -260,13 +271,15 @@ def read_changes(connection: XeroConnection) -> int:
     adapter = get_adapter()
     seen: set[str] = set()
     linked = 0
+    read_started = timezone.now()
     for page in client.paginate(
         "/Invoices", {"unitdp": 4}, key="Invoices", if_modified_since=since
     ):
         invoices = list(page.items)
         seen.update(str(i.get("InvoiceID")) for i in invoices)
         high_water = _later(high_water, invoices)
-        linked += apply_invoices(connection, invoices, adapter)
+        linked += apply_invoices(connection, invoices, adapter, read_started)
+        read_started = timezone.now()
     paid: set[str] = set()
     for page in client.paginate("/Payments", key="Payments", if_modified_since=since):
         high_water = _later(high_water, page.items)

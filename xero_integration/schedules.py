@@ -21,7 +21,7 @@ def install_schedules(**kwargs: Any) -> None:
         # Contact imports that wait for Xero or whose worker stopped.
         "resume_contact_imports": 5,
         # Invoice and payment changes made in Xero (the safety net for lost webhooks).
-        "read_xero_changes": app_settings.XERO_CHANGES_MINUTES,
+        "read_xero_changes": app_settings.CHANGES_MINUTES,
         # Consents abandoned at "choose an organisation": their tokens and connections let go.
         "expire_connect_attempts": 15,
     }

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from crm_demo.crm.models import Invoice, Membership, Payment
 from tests.factories import ContactFactory, MembershipFactory, tax_with
@@ -465,3 +466,23 @@ def test_a_difference_no_change_in_xero_explains_is_flagged_as_drift(xero_sandbo
     assert InvoiceLink.objects.filter(drift=True).count() == 1
     # Shown to staff, not pushed over what someone did in Xero.
     assert money(xero_invoice(xero_sandbox, tenant_id, invoice.number)["Total"]) == in_xero
+
+
+def test_a_copy_read_before_our_payment_was_made_never_counts_it_as_removed(
+    xero_sandbox, connected
+):
+    tenant_id, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    read_started = timezone.now()
+    older_copy = xero_invoice(xero_sandbox, tenant_id, invoice.number)
+    pay(invoice, "30.00")  # our payment reaches Xero after that copy was read
+    assert len(live_payments(xero_sandbox, tenant_id)) == 1
+
+    readback.apply_invoices(connection, [older_copy], read_started=read_started)
+
+    (link,) = PaymentLink.objects.all()
+    assert link.state == PaymentLink.State.LINKED
+    invoice.refresh_from_db()
+    pay(invoice, "20.00")  # the next push must not send the 30.00 again
+    assert_done(invoice)
+    assert sorted(money(p["Amount"]) for p in live_payments(xero_sandbox, tenant_id)) == [20, 30]
