@@ -304,6 +304,9 @@ class Run:
         self.outcomes: dict[int, Any] = {}
         self.batch = Batch()
         self.serving: list[SyncJob] = []
+        # Calls made inside a database transaction (a contact created under a row lock) are
+        # written once it ends: a row written inside would vanish if it rolled back.
+        self.unlogged: list[tuple[Call, list[SyncJob]]] = []
         self.recorder = CallRecorder(on_call=self._log_call)
         self._client: XeroClient | None = None
 
@@ -323,10 +326,24 @@ class Run:
             yield
         finally:
             self.serving = previous
+            self._flush_log()
 
     def _log_call(self, call: Call) -> None:
         """Write each call to the sync log as it happens: a run killed mid-way loses none."""
-        jobs = self.serving or self.jobs[:1]
+        jobs = list(self.serving or self.jobs[:1])
+        if transaction.get_connection().in_atomic_block:
+            self.unlogged.append((call, jobs))
+            return
+        self._flush_log()
+        self._write_call(call, jobs)
+
+    def _flush_log(self) -> None:
+        if self.unlogged and not transaction.get_connection().in_atomic_block:
+            unlogged, self.unlogged = self.unlogged, []
+            for call, jobs in unlogged:
+                self._write_call(call, jobs)
+
+    def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
         first = jobs[0]
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
