@@ -92,7 +92,6 @@ class PageActions:
         refusal = pages.Refusal(
             action=f"could not {description}",
             messages=pages.refusal_messages(error.body),
-            status=error.status,
             invoice_id=object_id if typed else None,
             typed=typed,
         )

@@ -136,7 +136,6 @@ class Refusal:
 
     action: str
     messages: list[str]
-    status: int = 400
     #: The invoice whose payment form is shown open again, with what was typed in it.
     invoice_id: str | None = None
     typed: dict[str, str] = field(default_factory=dict)
@@ -231,10 +230,10 @@ def _changed_rows(org: Organisation, object_id: str) -> set[str]:
     return {f"invoice-{invoice['InvoiceID']}"} if invoice is not None else set()
 
 
-def _button(action: str, label: str, danger: bool = False, fields: str = "") -> str:
+def _button(action: str, label: str, danger: bool = False) -> str:
     css = " class='danger'" if danger else ""
     return (
-        f"<form class='act' method='post' action='{escape(action)}'>{fields}"
+        f"<form class='act' method='post' action='{escape(action)}'>"
         f"<button type='submit'{css}>{escape(label)}</button></form>"
     )
 
@@ -290,7 +289,8 @@ def _invoice_actions(
     if status == "AUTHORISED" and invoice["AmountDue"] > 0:
         typed = (
             refusal.typed
-            if refusal is not None and refusal.invoice_id == invoice["InvoiceID"]
+            if refusal is not None
+            and (refusal.invoice_id or "").lower() == invoice["InvoiceID"].lower()
             else None
         )
         actions.append(_payment_form(base, invoice, accounts, today, typed))
