@@ -14,7 +14,8 @@ from . import pages
 from . import state as st
 from .messages import Request, Response
 from .oauth import DEPRECATED_SCOPES, SCOPE_WORDS
-from .wire import ApiError, drop_none, to_wire
+from .page_actions import PageActions
+from .wire import ApiError, drop_none, query_bool, to_wire
 from .xero_user import Refused, XeroUser
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class Control:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.xero_user = XeroUser(sandbox)
+        self.page_actions = PageActions(sandbox, self.xero_user)
 
     def handle(self, request: Request) -> Response:
         path = request.path[len("/_sandbox") :].rstrip("/") or "/"
@@ -40,7 +42,21 @@ class Control:
         match = re.fullmatch(r"/org/([^/]+)", path)
         if method == "GET" and match:
             organisation = self._organisation(match.group(1))
-            return Response.html(pages.organisation(self.sandbox, organisation))
+            query = request.query
+            return Response.html(
+                pages.organisation(
+                    self.sandbox,
+                    organisation,
+                    watch=query_bool(query.get("watch")),
+                    done=query.get("done", ""),
+                    done_id=query.get("id", ""),
+                )
+            )
+        match = re.fullmatch(r"/org/([^/]+)/(invoices|payments)/([^/]+)/([a-z]+)", path)
+        if match:
+            organisation = self._organisation(match.group(1))
+            kind, object_id, action = match.group(2, 3, 4)
+            return self.page_actions.handle(organisation, request, kind, object_id, action)
         routes = {
             ("POST", "/reset"): self.reset,
             ("GET", "/organisations"): self.list_organisations,
