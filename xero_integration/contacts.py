@@ -15,13 +15,14 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
+from django.db.models import F, Q
 from django.utils import timezone
 
 from xero_integration import app_settings, connect, tasks
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact
 from xero_integration.exceptions import ConnectionNotReady
-from xero_integration.models import ContactImport, ContactLink, SyncLog, XeroConnection
+from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog, XeroConnection
 from xero_integration.sync import contacts as rules
 from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
 from xero_integration.xero.errors import (
@@ -195,8 +196,9 @@ def apply_contacts(
     connection: XeroConnection, items: list[dict], adapter: DefaultXeroAdapter
 ) -> tuple[int, int, object]:
     """Write one page of Xero contacts into the CRM and link them, with a fixed number of
-    queries whatever the page's size. Returns (new CRM contacts, archived or merged, the latest
-    UpdatedDateUTC)."""
+    queries whatever the page's size; invoices refused for an archived contact run again when
+    the page shows it merged or restored. Returns (new CRM contacts, archived or merged, the
+    latest UpdatedDateUTC)."""
     account_key = connection.account_key
     host_model = adapter.contact_model()
     ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
@@ -212,7 +214,7 @@ def apply_contacts(
     }
     written = adapter.upsert_contacts(account_key, active, linked) if active else {}
     by_id = {str(item.get("ContactID")): item for item in items}
-    new_links, changed, archived = [], [], 0
+    new_links, changed, archived, freed = [], [], 0, 0
     high_water = None
     for xero_id, item in by_id.items():
         updated = rules.updated_at(item)
@@ -242,6 +244,11 @@ def apply_contacts(
             continue
         if status != ContactLink.Status.ACTIVE and group[0].status == ContactLink.Status.ACTIVE:
             archived += 1
+        if (status == ContactLink.Status.MERGED and group[0].merged_into != merged) or (
+            status == ContactLink.Status.ACTIVE and group[0].status != ContactLink.Status.ACTIVE
+        ):
+            # Merged into another contact, or restored: invoices refused for it can go now.
+            freed += 1
         if written.get(xero_id) and written[xero_id] != group[0].host_id:
             # The CRM contact was deleted and the adapter made it again: follow it.
             group[0].host_id = written[xero_id]
@@ -259,6 +266,8 @@ def apply_contacts(
             changed,
             ["host_id", "status", "merged_into", "xero_name", "xero_updated_at", "updated_at"],
         )
+    if freed:
+        rerun_jobs_refused_for_archived_contacts(account_key)
     return len(new_links), archived, high_water
 
 
@@ -314,6 +323,8 @@ def _log(connection: XeroConnection, action: str, outcome: str, message: str, **
 
 # ---- matching at invoice time ---------------------------------------------------------------
 
+#: Xero's words when a document's contact is archived (merged contacts are archived too).
+ARCHIVED_CONTACT = "has been archived"
 #: Xero's words when a new contact's name belongs to another active contact.
 NAME_TAKEN = "is already assigned to another contact"
 #: How many of our contact numbers one lookup asks about (one ``where`` of ORs; short URLs).
@@ -627,3 +638,69 @@ def _save_link(connection: XeroConnection, link: ContactLink, settled: _Settling
             xero_contact_id=contact["ContactID"],
             email=host.email.strip(),
         )
+
+
+# ---- merged and archived contacts -----------------------------------------------------------
+
+
+def follow_merge(connection: XeroConnection, client: XeroClient, contact_id: str) -> str:
+    """Xero refused a document because its contact is archived: read that contact (one call)
+    and, when it was merged into another, send the CRM contacts linked to it there from now on.
+
+    Returns the ContactID it was merged into; "" when it is archived without a merge (Xero's
+    refusal stands until someone restores or merges it in Xero, which an import then learns).
+    """
+    if not contact_id:
+        return ""
+    contact = client.contact(contact_id) or {}
+    survivor = rules.merged_into(contact)
+    if survivor and survivor != contact_id:
+        changed = (
+            ContactLink.objects.of(connection)
+            .filter(Q(xero_contact_id=contact_id) | Q(merged_into=contact_id))
+            .update(
+                status=ContactLink.Status.MERGED, merged_into=survivor, updated_at=timezone.now()
+            )
+        )
+        _log(
+            connection,
+            "contact_merged",
+            SyncLog.Outcome.INFO,
+            f"{contact.get('Name') or contact_id}: merged in Xero into contact {survivor}; "
+            f"the invoices of the {changed} CRM contact(s) linked to it go there now.",
+            xero_contact_id=contact_id,
+            merged_into=survivor,
+        )
+        return survivor
+    if contact and not rules.is_active(contact):
+        ContactLink.objects.of(connection).filter(xero_contact_id=contact_id).update(
+            status=ContactLink.Status.ARCHIVED, merged_into="", updated_at=timezone.now()
+        )
+    return ""
+
+
+def rerun_jobs_refused_for_archived_contacts(account_key: str) -> int:
+    """Invoice jobs that Xero refused, or that wait, because their contact was archived run
+    again now: a contact of the account was just learnt to be merged or restored in Xero.
+    Their writes get new Idempotency-Keys so that Xero does not replay the refusal."""
+    jobs = SyncJob.objects.filter(
+        account_key=account_key,
+        state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING),
+        error__contains=ARCHIVED_CONTACT,
+    )
+    keys = list(jobs.values_list("pk", "host_model", "host_id"))
+    if not keys:
+        return 0
+    SyncJob.objects.filter(
+        pk__in=[pk for pk, *_ in keys], state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING)
+    ).update(
+        state=SyncJob.State.PENDING,
+        not_before=None,
+        attempts=0,
+        reason=SyncJob.Reason.NONE,
+        key_generation=F("key_generation") + 1,
+        updated_at=timezone.now(),
+    )
+    for _, host_model, host_id in keys:
+        tasks.dispatch("xero_integration.tasks.push_invoice", account_key, host_model, host_id)
+    return len(keys)

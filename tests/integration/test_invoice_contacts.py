@@ -1,6 +1,6 @@
 """Invoices whose contact Xero sees differently from the CRM, end to end against the sandbox:
 names that differ only in case, quotes and other awkward characters, two customers of one
-name, and email addresses Xero refuses.
+name, email addresses Xero refuses, and contacts merged in Xero.
 
 Background tasks run inline (see conftest): saving an invoice pushes it.
 """
@@ -12,9 +12,11 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from crm_demo.crm.models import Contact
 from tests.factories import ContactFactory
-from tests.integration.invoicing import assert_done, make_invoice, rerun, xero_invoice
-from xero_integration.models import SyncLog
+from tests.integration.invoicing import assert_done, job_of, make_invoice, rerun, xero_invoice
+from xero_integration import contacts
+from xero_integration.models import ContactLink, SyncJob, SyncLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,6 +50,11 @@ def query_of(request: dict[str, Any]) -> dict[str, str]:
 
 def logs(action: str) -> list[SyncLog]:
     return list(SyncLog.objects.filter(action=action).order_by("pk"))
+
+
+def crm_contact_of(connection: Any, xero_id: str) -> Contact:
+    link = ContactLink.objects.of(connection).get(xero_contact_id=xero_id)
+    return Contact.objects.get(pk=int(link.host_id))
 
 
 # ---- names --------------------------------------------------------------------------------------
@@ -218,6 +225,106 @@ def test_an_email_xero_cannot_take_is_left_off_the_contact_and_the_invoice_goes(
     # Xero was never asked about an address it cannot hold.
     asked = [query_of(r) for r in contact_requests(xero_sandbox, tenant_id)]
     assert not any("müller" in value for q in asked for value in q.values()), asked
+
+
+# ---- contacts merged in Xero ------------------------------------------------------------------
+
+
+@pytest.fixture
+def imported_pair(xero_sandbox, connected) -> tuple[str, str, Contact]:
+    """Two Xero contacts imported into the CRM: (the one to be merged, the one it goes into,
+    the CRM contact of the first)."""
+    tenant_id, account, connection = connected
+    merged = in_xero(xero_sandbox, tenant_id, Name="Harbour Cafe", EmailAddress="")
+    survivor = in_xero(xero_sandbox, tenant_id, Name="Harbour Cafe Ltd", EmailAddress="")
+    job = contacts.start_import(connection)
+    job.refresh_from_db()
+    assert job.state == job.State.DONE, job.error
+    xero_sandbox.advance_clock(5)
+    return merged, survivor, crm_contact_of(connection, merged)
+
+
+def test_an_invoice_for_a_contact_merged_since_the_last_import_goes_to_the_survivor(
+    xero_sandbox, connected, imported_pair
+) -> None:
+    tenant_id, account, connection = connected
+    merged, survivor, crm_contact = imported_pair
+    xero_sandbox.merge_contact(tenant_id, merged, into=survivor)
+
+    invoice = make_invoice(account, contact=crm_contact)
+
+    # Xero refused the archived contact; one read learnt where it went.
+    job = job_of(invoice)
+    assert job.state == SyncJob.State.WAITING, (job.state, job.error)
+    reads = [
+        r
+        for r in contact_requests(xero_sandbox, tenant_id)
+        if r["method"] == "GET" and r["path"].endswith(merged)
+    ]
+    assert len(reads) == 1
+    link = ContactLink.objects.of(connection).get(host_id=str(crm_contact.pk))
+    assert (link.status, link.merged_into) == (ContactLink.Status.MERGED, survivor)
+    rerun(invoice)  # the sweeper's next round
+    assert_done(invoice)
+    assert invoiced_contact(xero_sandbox, tenant_id, invoice)["ContactID"] == survivor
+
+
+def test_an_invoice_refused_for_an_archived_contact_goes_once_an_import_learns_of_its_merge(
+    xero_sandbox, connected, imported_pair
+) -> None:
+    tenant_id, account, connection = connected
+    merged, survivor, crm_contact = imported_pair
+    xero_sandbox.edit_contacts(tenant_id, [{"ContactID": merged, "ContactStatus": "ARCHIVED"}])
+    invoice = make_invoice(account, contact=crm_contact)
+    job = job_of(invoice)
+    assert job.state == SyncJob.State.FAILED
+    assert "archived" in job.error
+    xero_sandbox.advance_clock(5)
+
+    # Someone merges it in Xero; the next import of changes learns of it.
+    xero_sandbox.merge_contact(tenant_id, merged, into=survivor)
+    contacts.start_import(connection)
+
+    assert_done(invoice)
+    assert invoiced_contact(xero_sandbox, tenant_id, invoice)["ContactID"] == survivor
+
+
+def test_an_invoice_refused_for_an_archived_contact_goes_once_it_is_restored_in_xero(
+    xero_sandbox, connected, imported_pair
+) -> None:
+    tenant_id, account, connection = connected
+    merged, _, crm_contact = imported_pair
+    xero_sandbox.edit_contacts(tenant_id, [{"ContactID": merged, "ContactStatus": "ARCHIVED"}])
+    invoice = make_invoice(account, contact=crm_contact)
+    assert job_of(invoice).state == SyncJob.State.FAILED
+    xero_sandbox.advance_clock(5)
+
+    xero_sandbox.edit_contacts(tenant_id, [{"ContactID": merged, "ContactStatus": "ACTIVE"}])
+    contacts.start_import(connection)
+
+    assert_done(invoice)
+    assert invoiced_contact(xero_sandbox, tenant_id, invoice)["ContactID"] == merged
+
+
+def test_invoices_of_a_batch_for_a_merged_contact_go_to_the_survivor(
+    xero_sandbox, connected, imported_pair, no_dispatch
+) -> None:
+    tenant_id, account, _ = connected
+    merged, survivor, crm_contact = imported_pair
+    xero_sandbox.merge_contact(tenant_id, merged, into=survivor)
+    with no_dispatch():
+        made = [make_invoice(account, contact=crm_contact) for _ in range(2)]
+        made.append(make_invoice(account))
+    rerun(made[0])
+    for invoice in made:
+        if job_of(invoice).state == SyncJob.State.WAITING:
+            rerun(invoice)
+
+    for invoice in made:
+        assert_done(invoice)
+    assert {invoiced_contact(xero_sandbox, tenant_id, i)["ContactID"] for i in made[:2]} == {
+        survivor
+    }
 
 
 def test_the_crm_tells_a_customer_whose_name_is_taken_apart_by_their_company(
