@@ -402,11 +402,18 @@ def xero_contact_id(connection: XeroConnection, client: XeroClient, host: HostCo
             link.refresh_from_db()
         if link.xero_contact_id:
             return link.merged_into or link.xero_contact_id
-        (settled,) = _settle(connection, client, [host])
-        if settled.contact is None:
-            raise ContactRejected(settled.error or "Xero returned no contact for the one created.")
-        _save_link(connection, link, settled)
-        return settled.contact["ContactID"]
+        try:
+            (settled,) = _settle(connection, client, [host])
+        except (XeroError, ConnectionNotReady) as exc:
+            failure = exc  # raised once the transaction has kept the calls' log entries
+        else:
+            if settled.contact is None:
+                raise ContactRejected(
+                    settled.error or "Xero returned no contact for the one created."
+                )
+            _save_link(connection, link, settled)
+            return settled.contact["ContactID"]
+    raise failure
 
 
 def xero_contact_ids(
@@ -456,11 +463,17 @@ def xero_contact_ids(
         pending = [host for host in pending if host.host_id not in result]
         if not pending:
             return result
-        for settled in _settle(connection, client, pending):
-            if settled.contact is not None:
-                _save_link(connection, links[settled.host.host_id], settled)
-                result[settled.host.host_id] = settled.contact["ContactID"]
-    return result
+        try:
+            settling = _settle(connection, client, pending)
+        except (XeroError, ConnectionNotReady) as exc:
+            failure = exc  # raised once the transaction has kept the calls' log entries
+        else:
+            for settled in settling:
+                if settled.contact is not None:
+                    _save_link(connection, links[settled.host.host_id], settled)
+                    result[settled.host.host_id] = settled.contact["ContactID"]
+            return result
+    raise failure
 
 
 def _settle(

@@ -393,3 +393,20 @@ def test_a_batch_of_new_customers_in_a_small_organisation_costs_three_calls(
     calls = [r["method"] for r in contact_requests(xero_sandbox, tenant_id)]
     assert calls == ["GET", "GET", "PUT"]
     assert len(xero_contacts(xero_sandbox, tenant_id)) == 21
+
+
+def test_a_contact_lookup_refused_for_the_rate_limit_is_logged_and_the_invoice_waits(
+    xero_sandbox, connected
+) -> None:
+    tenant_id, account, _ = connected
+    xero_sandbox.add_fault("GET", f"{CONTACTS}*", "429", count=100, retry_after=120)
+
+    invoice = make_invoice(account, contact=ContactFactory(account=account))
+
+    assert job_of(invoice).state == SyncJob.State.WAITING
+    refused = [r for r in contact_requests(xero_sandbox, tenant_id) if r["status"] == 429]
+    # Even when the lookup runs under the contact's row lock (PostgreSQL).
+    logged = SyncLog.objects.filter(
+        http_status=429, action__startswith="GET", action__endswith="/Contacts"
+    )
+    assert logged.count() == len(refused) > 0
