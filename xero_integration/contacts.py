@@ -504,7 +504,7 @@ def _settle(
     for item in unsettled:
         email = rules.email_for_xero(item.host.email)
         if everyone is not None:
-            item.candidates += everyone
+            item.candidates += _as_searched(item.host, everyone)
         elif email:
             item.candidates += _search(client, email)
         else:
@@ -558,19 +558,38 @@ def _by_contact_numbers(client: XeroClient, numbers: list[str]) -> list[dict]:
 
 def _every_contact(
     connection: XeroConnection, client: XeroClient, searches: int
-) -> list[dict] | None:
-    """Every ACTIVE contact of the organisation, when reading them all takes fewer calls than
-    ``searches``; None when it would not (judged by the contacts linked so far, and given up
-    when the pages outnumber the searches after all)."""
+) -> list[tuple[dict, str, str]] | None:
+    """Every ACTIVE contact of the organisation with its lower-case name and email, when
+    reading them all takes fewer calls than ``searches``; None when it would not (judged by the
+    contacts linked so far, and given up when the pages outnumber the searches after all)."""
     known = ContactLink.objects.of(connection).exclude(xero_contact_id=None).count()
     if known // MAX_PAGE_SIZE + 1 >= searches:
         return None
-    found: list[dict] = []
+    found: list[tuple[dict, str, str]] = []
     for page in client.paginate("/Contacts", None, MAX_PAGE_SIZE):
-        found += page.items
+        found += [
+            (
+                contact,
+                str(contact.get("Name") or "").strip().lower(),
+                str(contact.get("EmailAddress") or "").strip().lower(),
+            )
+            for contact in page.items
+        ]
         if not page.is_last and page.number + 1 >= searches:
             return None
     return found
+
+
+def _as_searched(host: HostContact, everyone: list[tuple[dict, str, str]]) -> list[dict]:
+    """Of every contact (with its lower-case name and email), those a search by the CRM
+    contact's email or name would have found."""
+    email = rules.email_for_xero(host.email).lower()
+    name = host.name.strip().lower()
+    return [
+        contact
+        for contact, xero_name, xero_email in everyone
+        if (email and xero_email == email) or (name and name in xero_name)
+    ]
 
 
 def _search(client: XeroClient, term: str) -> list[dict]:
