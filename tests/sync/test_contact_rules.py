@@ -335,7 +335,6 @@ def test_names_with_quotes_are_never_put_into_a_filter_and_are_matched_by_their_
     assert where == '(ContactNumber=="CRM-42")'
     assert "Bob" not in where
     assert (match.contact, match.rule) == (found[0], "name")
-    assert rules.search_term(contact) == name
 
 
 def test_our_contact_numbers_are_looked_up_many_in_one_filter_xero_can_read() -> None:
@@ -362,12 +361,6 @@ def test_a_contact_number_a_filter_cannot_hold_is_refused_for_a_filter(number: s
     assert not rules.where_safe(number)
     with pytest.raises(ValueError):
         rules.contact_numbers_filter(["CRM-1", number])
-
-
-def test_the_email_is_searched_first_and_the_name_when_there_is_none() -> None:
-    assert rules.search_term(host(email=" Jane@Example.com ")) == "Jane@Example.com"
-    assert rules.search_term(host(email="", name=" Jane Smith ")) == "Jane Smith"
-    assert rules.search_term(host(email="jurgen@müller.de")) == "Jane Smith"
 
 
 # ---- names as Xero compares them -----------------------------------------------------------------

@@ -154,12 +154,6 @@ def email_for_xero(email: str) -> str:
     return email if _XERO_EMAIL.match(email) else ""
 
 
-def search_term(host: HostContact) -> str:
-    """What to ask Xero's ``searchTerm`` first for a CRM contact: its email when Xero could
-    hold it (an email match beats a name match), else its name."""
-    return email_for_xero(host.email) or host.name.strip()
-
-
 # ---- choosing -------------------------------------------------------------------------------
 
 
