@@ -860,6 +860,7 @@ class Push:
         self.batch: Batch | None = run.batch if len(run.jobs) > 1 else None
         self.preloaded: tuple[Any, HostInvoice] | None = None
         self.contact_ids: dict[str, str] = {}
+        self.contact_id = ""
         self.invoice_link: InvoiceLink | None = None
 
     @property
@@ -1009,6 +1010,7 @@ class Push:
         contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
             self.connection, self.client, invoice.contact
         )
+        self.contact_id = contact_id
         tax_types = self.tax_types(invoice)
         self.ensure_currency(invoice.currency)
         payload = rules.invoice_payload(
@@ -1278,6 +1280,10 @@ class Push:
         if "is not a valid code for this document" in text or "Account must be valid" in text:
             connect.load_reference_data(self.connection.pk)
             stale.append("accounts")
+        if contacts.ARCHIVED_CONTACT in text and contacts.follow_merge(
+            self.connection, self.client, self.contact_id
+        ):
+            stale.append("contacts")
         if stale:
             # New keys for the next try: Xero would replay its refusal for the old ones.
             SyncJob.objects.filter(pk=self.job.pk).update(key_generation=F("key_generation") + 1)
