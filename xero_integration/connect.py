@@ -27,6 +27,7 @@ from xero_integration.tokens import ConnectionTokenSource
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import Forbidden, NotFound, XeroError
 from xero_integration.xero.oauth import OAuthClient
+from xero_integration.xero.wire import parse_date
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +398,7 @@ def load_reference_data(connection_id: int) -> None:
     try:
         organisation: dict[str, Any] = client.organisation()
         accounts = client.accounts(where='Status=="ACTIVE"')
+        actions = client.organisation_actions()
     except ConnectionNotReady:
         return
     except Forbidden:
@@ -415,6 +417,10 @@ def load_reference_data(connection_id: int) -> None:
     connection.short_code = organisation.get("ShortCode") or ""
     connection.base_currency = organisation.get("BaseCurrency") or ""
     connection.country_code = organisation.get("CountryCode") or ""
+    connection.period_lock_date = parse_date(organisation.get("PeriodLockDate"))
+    connection.end_of_year_lock_date = parse_date(organisation.get("EndOfYearLockDate"))
+    if actions.get("UseMulticurrency"):
+        connection.multicurrency = actions["UseMulticurrency"] == "ALLOWED"
     connection.accounts = [
         {
             key: account.get(key)

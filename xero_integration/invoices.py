@@ -48,6 +48,7 @@ from xero_integration.models import (
 )
 from xero_integration.sync import invoices as rules
 from xero_integration.sync import plan
+from xero_integration.sync.preflight import lines_fingerprint
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import (
     DeadlineReached,
@@ -1221,6 +1222,7 @@ class Push:
         _take_amounts(link, result)
         if invoice is not None:
             link.crm_total = rules.cents(invoice.total)
+            link.lines_fingerprint = lines_fingerprint(invoice)
         link.pushed_at = timezone.now()
         self._save_mismatch(link)
 

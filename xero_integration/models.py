@@ -85,6 +85,20 @@ class XeroConnection(models.Model):
     organisation_defaults = models.JSONField(default=dict, blank=True)
     # Xero's clock at the last read of invoice and payment changes (If-Modified-Since).
     xero_changes_read_until = models.DateTimeField(null=True, blank=True)
+    # The organisation's tax rate for lines without a tax: chosen from its own rates (NONE where
+    # it exists; AU has none), or by staff.
+    untaxed_tax_type = models.CharField(
+        "tax rate for untaxed lines",
+        max_length=50,
+        blank=True,
+        help_text="The TaxType Xero gets for invoice lines without a tax (e.g. NONE, or "
+        "EXEMPTOUTPUT in Australia). Empty: chosen from the organisation's own rates.",
+    )
+    untaxed_set_by_staff = models.BooleanField(default=False)
+    # Read from /Organisation and /Organisation/Actions, for the pre-flight check.
+    period_lock_date = models.DateField(null=True, blank=True)
+    end_of_year_lock_date = models.DateField(null=True, blank=True)
+    multicurrency = models.BooleanField("multi-currency allowed", null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -186,6 +200,7 @@ class XeroConnection(models.Model):
             self.organisation_defaults[self.tenant_id] = {
                 "payment_account_id": self.payment_account_id,
                 "revenue_account_code": self.revenue_account_code,
+                "untaxed_tax_type": self.untaxed_tax_type if self.untaxed_set_by_staff else "",
             }
 
     def switch_organisation(self, tenant_id: str) -> None:
@@ -203,8 +218,11 @@ class XeroConnection(models.Model):
         self.base_currency = ""
         self.country_code = ""
         self.xero_changes_read_until = None
+        self.period_lock_date = self.end_of_year_lock_date = self.multicurrency = None
         self.payment_account_id = defaults.get("payment_account_id", "")
         self.revenue_account_code = defaults.get("revenue_account_code", "")
+        self.untaxed_set_by_staff = bool(defaults.get("untaxed_tax_type"))
+        self.untaxed_tax_type = defaults.get("untaxed_tax_type", "")
 
     def wipe_tokens(self) -> None:
         """Forget the tokens (the caller saves)."""
@@ -428,6 +446,7 @@ class SyncJob(models.Model):
         REFUSED = "refused", "Refused by Xero"
         NUMBER_TAKEN = "number_taken", "Invoice number used in Xero"
         CHANGED_IN_XERO = "changed_in_xero", "Changed in Xero"
+        NEEDS_FIX = "needs_fix", "Needs a fix in the CRM"
         CRASHED = "crashed", "Unexpected error"
 
     account_key = models.CharField(max_length=100)
@@ -500,6 +519,8 @@ class InvoiceLink(models.Model):
     xero_updated_at = models.DateTimeField("updated in Xero", null=True, blank=True)
     read_at = models.DateTimeField("last read from Xero", null=True, blank=True)
     pushed_at = models.DateTimeField(null=True, blank=True)
+    # The lines as last sent (see sync.preflight): Xero refuses line edits once paid.
+    lines_fingerprint = models.CharField(max_length=64, blank=True)
 
     objects = OrganisationQuerySet.as_manager()
 
@@ -597,6 +618,13 @@ class TaxRateMapping(models.Model):
     xero_name = models.CharField("Xero tax rate name", max_length=255, blank=True)
     # The CRM tax's components when the mapping was made: a changed rate is matched again.
     components = models.CharField(max_length=255, blank=True)
+    # The CRM tax's rate when staff's mapping was first used: a later change is flagged.
+    rate = models.DecimalField(
+        "CRM rate mapped", max_digits=9, decimal_places=4, null=True, blank=True
+    )
+    needs_review = models.BooleanField(
+        default=False, help_text="The CRM tax changed since staff chose this rate: save again."
+    )
     created_in_xero = models.BooleanField(default=False)
     set_by_staff = models.BooleanField(default=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from xero_integration import connect, contacts, invoices, outbox, tokens
@@ -22,11 +23,15 @@ def dispatch(task_path: str, *args: object) -> None:
     turn the caller's save into an error: the task is left to the sweeper, which queues every
     due sync job again (``sweep_sync_jobs``), and the broker's failure is logged once.
     """
-    transaction.on_commit(lambda: _enqueue(task_path, args), robust=True)
+    # Run inline (django-q2's sync mode, as in tests), the task's own errors must surface.
+    transaction.on_commit(lambda: _enqueue(task_path, args), robust=not Conf.SYNC)
 
 
 def _enqueue(task_path: str, args: tuple[object, ...]) -> None:
     global _broker_down
+    if Conf.SYNC:
+        async_task(task_path, *args)
+        return
     try:
         async_task(task_path, *args)
     except Exception:

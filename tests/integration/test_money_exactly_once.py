@@ -219,7 +219,10 @@ def test_a_save_commits_and_returns_while_the_broker_is_down(connected, monkeypa
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
+    from django_q.conf import Conf
+
     broker_up = tasks.async_task
+    monkeypatch.setattr(Conf, "SYNC", False)  # a real broker, not tasks run in the test
     monkeypatch.setattr(tasks, "async_task", broker_down)
     monkeypatch.setattr(tasks, "_broker_down", False)
     later_hooks: list[str] = []
@@ -235,6 +238,7 @@ def test_a_save_commits_and_returns_while_the_broker_is_down(connected, monkeypa
     assert len([r for r in caplog.records if "broker refused" in r.getMessage()]) == 1
 
     monkeypatch.setattr(tasks, "async_task", broker_up)
+    monkeypatch.setattr(Conf, "SYNC", True)
     SyncJob.objects.update(updated_at=job_of(invoice).updated_at - outbox.SWEEP_GRACE * 2)
     assert outbox.sweep() == 3
     for made in Invoice.objects.filter(account=account):

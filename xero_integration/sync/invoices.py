@@ -93,14 +93,57 @@ def xero_tax_signature(rate: dict[str, Any]) -> tuple[tuple[str, bool], ...]:
     )
 
 
-def match_tax_rate(tax: HostTax, rates: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """An ACTIVE Xero tax rate for a CRM tax: same components (rates and compound flags), else
-    the same name. Rates that cannot apply to revenue are skipped."""
-    usable = [
+#: The "no tax" rates Xero itself uses for untaxed sales, by country, in order of preference;
+#: elsewhere ``NONE``. Australia has no ``NONE``: GST-free income, else BAS excluded.
+UNTAXED_TAX_TYPES = {"AU": ("EXEMPTOUTPUT", "BASEXCLUDED")}
+UNTAXED_NAMES = ("no gst", "no vat", "no tax", "tax exempt", "gst free", "exempt")
+
+
+def _revenue_rates(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
         r
         for r in rates
         if r.get("Status") == "ACTIVE" and r.get("CanApplyToRevenue", True) is not False
     ]
+
+
+def _rate_of(rate: dict[str, Any]) -> Decimal:
+    try:
+        return four(Decimal(str(rate["EffectiveRate"])))
+    except (KeyError, ArithmeticError):
+        return effective_rate([(Decimal(r), c) for r, c in xero_tax_signature(rate)])
+
+
+def untaxed_rate(rates: list[dict[str, Any]], country_code: str) -> dict[str, Any] | None:
+    """The organisation's own rate for lines without a tax: the 0% revenue rate Xero uses for
+    "no tax" in its country (``NONE``; in Australia ``EXEMPTOUTPUT``, else ``BASEXCLUDED``),
+    else a 0% rate named as such ("No GST", "Tax Exempt"...). Never a zero-rated export rate,
+    which a tax return reports differently."""
+    zero = [r for r in _revenue_rates(rates) if _rate_of(r) == 0]
+    by_type = {str(r.get("TaxType")): r for r in zero}
+    for tax_type in (*UNTAXED_TAX_TYPES.get(country_code.upper(), ()), "NONE"):
+        if tax_type in by_type:
+            return by_type[tax_type]
+    for rate in zero:
+        name = str(rate.get("Name", "")).strip().lower()
+        if any(name.startswith(word) for word in UNTAXED_NAMES):
+            return rate
+    return None
+
+
+def match_tax_rate(
+    tax: HostTax, rates: list[dict[str, Any]], untaxed: str = ""
+) -> dict[str, Any] | None:
+    """An ACTIVE Xero tax rate for a CRM tax: same components (rates and compound flags), else
+    the same name. Rates that cannot apply to revenue are skipped. A CRM tax of 0% is the
+    Xero 0% rate of its name, else the organisation's untaxed rate (``untaxed``): among
+    several 0% rates, the components say nothing."""
+    usable = _revenue_rates(rates)
+    if effective_rate([(c.rate, c.compound) for c in tax.components]) == 0:
+        zero = [r for r in usable if _rate_of(r) == 0]
+        named = [r for r in zero if _same_name(r, tax.name)]
+        chosen = named or [r for r in zero if r.get("TaxType") == untaxed]
+        return chosen[0] if chosen else None
     wanted = host_tax_signature(tax)
     by_components = [r for r in usable if xero_tax_signature(r) == wanted]
     if by_components:
@@ -110,17 +153,13 @@ def match_tax_rate(tax: HostTax, rates: list[dict[str, Any]]) -> dict[str, Any] 
     # one way in the CRM and another in Xero); a same-named rate of another size is not it.
     wanted_rate = effective_rate([(c.rate, c.compound) for c in tax.components])
     for rate in usable:
-        if rate.get("Name", "").strip().lower() != tax.name.strip().lower():
-            continue
-        try:
-            xero_rate = four(Decimal(str(rate["EffectiveRate"])))
-        except (KeyError, ArithmeticError):
-            xero_rate = effective_rate(
-                [(Decimal(r), compound) for r, compound in xero_tax_signature(rate)]
-            )
-        if xero_rate == wanted_rate:
+        if _same_name(rate, tax.name) and _rate_of(rate) == wanted_rate:
             return rate
     return None
+
+
+def _same_name(rate: dict[str, Any], name: str) -> bool:
+    return str(rate.get("Name", "")).strip().lower() == name.strip().lower()
 
 
 def distinct_tax_name(tax: HostTax) -> str:
@@ -167,7 +206,7 @@ def invoice_payload(
     contact_id: str,
     revenue_account_code: str,
     tax_types: dict[str, str],
-    no_tax_type: str = "NONE",
+    untaxed_tax_type: str = "NONE",
 ) -> dict[str, Any]:
     """The Xero invoice for a CRM invoice (amounts as strings, 4 dp unit prices)."""
     lines = []
@@ -177,7 +216,7 @@ def invoice_payload(
             "Quantity": str(four(line.quantity)),
             "UnitAmount": str(four(line.unit_price)),
             "AccountCode": revenue_account_code,
-            "TaxType": tax_types[line.tax.host_id] if line.tax else no_tax_type,
+            "TaxType": tax_types[line.tax.host_id] if line.tax else untaxed_tax_type,
         }
         if line.discount_percent:
             item["DiscountRate"] = str(cents(line.discount_percent))
