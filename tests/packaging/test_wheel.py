@@ -2,57 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-IGNORED = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "var",
-    "build",
-    "dist",
-    "*.egg-info",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    "test-artifacts",
-    "node_modules",
-    ".env",
-)
+from tests.packaging.docs_examples import ROOT
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """Build the wheel from a copy of the source tree, so the checkout stays clean."""
-    source = tmp_path_factory.mktemp("source") / "project"
-    shutil.copytree(ROOT, source, ignore=IGNORED)
-    out = tmp_path_factory.mktemp("wheelhouse")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            ".",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-        ],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (built,) = out.glob("xero_integration-*.whl")
-    with zipfile.ZipFile(built) as archive:
+def wheel(built_wheel: Path) -> Iterator[zipfile.ZipFile]:
+    with zipfile.ZipFile(built_wheel) as archive:
         yield archive
 
 
