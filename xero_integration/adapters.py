@@ -15,7 +15,8 @@ from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from xero_integration import app_settings
-from xero_integration.data import HostInvoice, ImportedContact, RecordedPayment
+from xero_integration.data import HostContact, HostInvoice, ImportedContact, RecordedPayment
+from xero_integration.sync.contacts import disambiguated_name
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -174,6 +175,17 @@ class DefaultXeroAdapter:
         (``bulk_create``, ``bulk_update``).
         """
         raise NotImplementedError
+
+    # Contacts created in Xero ----------------------------------------------------------------
+
+    def distinct_contact_name(self, contact: HostContact, contact_number: str) -> str:
+        """The name to create a CRM contact under in Xero when its own name belongs to another
+        customer there (Xero keeps names unique among active contacts, ignoring case).
+        ``contact_number`` is what the contact carries in Xero's ContactNumber ("CRM-123").
+        Default: the name with the email address ("Jane Smith (jane@example.com)"), or with the
+        contact number when there is no email Xero can take ("John Smith (CRM-123)"). A name
+        that is taken as well, or the same as the contact's own, is replaced by that default."""
+        return disambiguated_name(contact, app_settings.CONTACT_NUMBER_PREFIX)
 
     # Xero's side of invoices -----------------------------------------------------------------
 

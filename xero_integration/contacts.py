@@ -10,17 +10,19 @@ import hashlib
 import json
 import logging
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
+from django.db.models import F, Q
 from django.utils import timezone
 
 from xero_integration import app_settings, connect, tasks
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact
 from xero_integration.exceptions import ConnectionNotReady
-from xero_integration.models import ContactImport, ContactLink, SyncLog, XeroConnection
+from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog, XeroConnection
 from xero_integration.sync import contacts as rules
 from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
 from xero_integration.xero.errors import (
@@ -194,8 +196,9 @@ def apply_contacts(
     connection: XeroConnection, items: list[dict], adapter: DefaultXeroAdapter
 ) -> tuple[int, int, object]:
     """Write one page of Xero contacts into the CRM and link them, with a fixed number of
-    queries whatever the page's size. Returns (new CRM contacts, archived or merged, the latest
-    UpdatedDateUTC)."""
+    queries whatever the page's size; invoices refused for an archived contact run again when
+    the page shows it merged or restored. Returns (new CRM contacts, archived or merged, the
+    latest UpdatedDateUTC)."""
     account_key = connection.account_key
     host_model = adapter.contact_model()
     ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
@@ -211,7 +214,7 @@ def apply_contacts(
     }
     written = adapter.upsert_contacts(account_key, active, linked) if active else {}
     by_id = {str(item.get("ContactID")): item for item in items}
-    new_links, changed, archived = [], [], 0
+    new_links, changed, archived, freed = [], [], 0, 0
     high_water = None
     for xero_id, item in by_id.items():
         updated = rules.updated_at(item)
@@ -241,6 +244,11 @@ def apply_contacts(
             continue
         if status != ContactLink.Status.ACTIVE and group[0].status == ContactLink.Status.ACTIVE:
             archived += 1
+        if (status == ContactLink.Status.MERGED and group[0].merged_into != merged) or (
+            status == ContactLink.Status.ACTIVE and group[0].status != ContactLink.Status.ACTIVE
+        ):
+            # Merged into another contact, or restored: invoices refused for it can go now.
+            freed += 1
         if written.get(xero_id) and written[xero_id] != group[0].host_id:
             # The CRM contact was deleted and the adapter made it again: follow it.
             group[0].host_id = written[xero_id]
@@ -258,6 +266,8 @@ def apply_contacts(
             changed,
             ["host_id", "status", "merged_into", "xero_name", "xero_updated_at", "updated_at"],
         )
+    if freed:
+        rerun_jobs_refused_for_archived_contacts(account_key)
     return len(new_links), archived, high_water
 
 
@@ -312,6 +322,29 @@ def _log(connection: XeroConnection, action: str, outcome: str, message: str, **
 
 
 # ---- matching at invoice time ---------------------------------------------------------------
+
+#: Xero's words when a document's contact is archived (merged contacts are archived too).
+ARCHIVED_CONTACT = "has been archived"
+#: Xero's words when a new contact's name belongs to another active contact.
+NAME_TAKEN = "is already assigned to another contact"
+#: How many of our contact numbers one lookup asks about (one ``where`` of ORs; short URLs).
+NUMBERS_PER_CALL = 25
+#: A ``searchTerm`` answer is read this many contacts to a page, at most ``SEARCH_PAGES`` pages
+#: (a very short name can be part of thousands of others).
+SEARCH_PAGE_SIZE = 200
+SEARCH_PAGES = 3
+
+
+@dataclass
+class _Settling:
+    """One CRM contact on its way to its Xero contact: what Xero showed of it, the decision,
+    and the contact linked or created (or why none)."""
+
+    host: HostContact
+    candidates: list[dict] = field(default_factory=list)
+    match: rules.Match | None = None
+    contact: dict | None = None
+    error: str = ""
 
 
 def _claim_link(connection: XeroConnection, host: HostContact) -> ContactLink:
@@ -369,56 +402,26 @@ def xero_contact_id(connection: XeroConnection, client: XeroClient, host: HostCo
             link.refresh_from_db()
         if link.xero_contact_id:
             return link.merged_into or link.xero_contact_id
-        contact, rule, reason = _find_or_create(connection, client, host)
-        link.xero_contact_id = contact["ContactID"]
-        link.xero_name = str(contact.get("Name") or host.name)[:255]
-        link.status = ContactLink.Status.ACTIVE
-        link.matched_by = {
-            "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
-            "email": ContactLink.MatchedBy.EMAIL,
-            "name": ContactLink.MatchedBy.NAME,
-        }.get(rule, ContactLink.MatchedBy.CREATED)
-        link.save()
-        _log(
-            connection,
-            "contact_match",
-            SyncLog.Outcome.INFO,
-            f"{host.name}: {reason}",
-            host_id=host.host_id,
-            xero_contact_id=contact["ContactID"],
-            rule=rule,
-        )
-        return contact["ContactID"]
-
-
-def _find_or_create(
-    connection: XeroConnection, client: XeroClient, host: HostContact
-) -> tuple[dict, str, str]:
-    prefix = app_settings.CONTACT_NUMBER_PREFIX
-    reply = client.get("/Contacts", {"where": rules.candidates_filter(host, prefix)}) or {}
-    match = rules.choose(host, list(reply.get("Contacts") or []), prefix)
-    if match.contact is not None:
-        return match.contact, match.rule, match.reason
-    payload = rules.contact_payload(host, prefix, match.name)
-    key = _creation_key(connection, host, payload)
-    results = client.create_contacts([payload], idempotency_key=key, summarize_errors=False)
-    if not results:
-        raise ContactRejected("Xero returned no contact for the one created.")
-    errors = element_errors(results[0])
-    if errors:
-        raise ContactRejected("; ".join(str(error) for error in errors))
-    return results[0], match.rule, match.reason
-
-
-#: How many CRM contacts one lookup asks Xero about (one ``where`` of ORs; URLs stay short).
-LOOKUPS_PER_CALL = 10
+        try:
+            (settled,) = _settle(connection, client, [host])
+        except (XeroError, ConnectionNotReady) as exc:
+            failure = exc  # raised once the transaction has kept the calls' log entries
+        else:
+            if settled.contact is None:
+                raise ContactRejected(
+                    settled.error or "Xero returned no contact for the one created."
+                )
+            _save_link(connection, link, settled)
+            return settled.contact["ContactID"]
+    raise failure
 
 
 def xero_contact_ids(
     connection: XeroConnection, client: XeroClient, hosts: list[HostContact]
 ) -> dict[str, str]:
     """The Xero ContactIDs of many CRM contacts at once, for a batch of invoices: linked ones
-    from their links, the others looked up ten to a call and the new ones created in one call.
+    from their links, the others looked up by contact number many to a call, then by email (see
+    ``_settle``), and the new ones created in one call.
 
     Contacts it cannot settle (a name twice in the batch, or one Xero refused) are left out;
     their invoices resolve them one by one with ``xero_contact_id``.
@@ -458,52 +461,278 @@ def xero_contact_ids(
             if link.xero_contact_id:
                 result[host_id] = link.merged_into or link.xero_contact_id
         pending = [host for host in pending if host.host_id not in result]
-        prefix = app_settings.CONTACT_NUMBER_PREFIX
-        decisions: list[tuple[HostContact, rules.Match]] = []
-        for start in range(0, len(pending), LOOKUPS_PER_CALL):
-            chunk = pending[start : start + LOOKUPS_PER_CALL]
-            where = " OR ".join(f"({rules.candidates_filter(host, prefix)})" for host in chunk)
-            candidates = list(
-                (client.get("/Contacts", {"where": where}) or {}).get("Contacts") or []
+        if not pending:
+            return result
+        try:
+            settling = _settle(connection, client, pending)
+        except (XeroError, ConnectionNotReady) as exc:
+            failure = exc  # raised once the transaction has kept the calls' log entries
+        else:
+            for settled in settling:
+                if settled.contact is not None:
+                    _save_link(connection, links[settled.host.host_id], settled)
+                    result[settled.host.host_id] = settled.contact["ContactID"]
+            return result
+    raise failure
+
+
+def _settle(
+    connection: XeroConnection, client: XeroClient, hosts: list[HostContact]
+) -> list[_Settling]:
+    """Find or create the Xero contacts of CRM contacts in as few calls as the rules allow.
+
+    1. Our ContactNumbers, many to a call (our key: the only text that goes into a ``where``).
+    2. For those not found, one ``searchTerm`` each by email (an email match beats a name); or,
+       when the organisation is small enough that this costs fewer calls, every contact it has.
+    3. Create the rest in one call under their own name. A name is not looked up beforehand:
+       Xero refuses a taken one, and only then is it searched for, to link the contact by
+       name or create it under a distinct name in a second call.
+    """
+    prefix = app_settings.CONTACT_NUMBER_PREFIX
+    adapter = get_adapter()
+    work = [_Settling(host) for host in hosts]
+    found = _by_contact_numbers(client, [rules.contact_number(item.host, prefix) for item in work])
+    for item in work:
+        number = rules.contact_number(item.host, prefix)
+        item.candidates = [c for c in found if str(c.get("ContactNumber") or "") == number]
+        item.match = rules.choose(
+            item.host, item.candidates, prefix, _distinct_name(adapter, item.host, prefix)
+        )
+    unsettled = [item for item in work if item.match.contact is None]
+    searches = sum(1 for item in unsettled if rules.email_for_xero(item.host.email))
+    everyone = _every_contact(connection, client, searches) if searches > 1 else None
+    for item in unsettled:
+        email = rules.email_for_xero(item.host.email)
+        if everyone is not None:
+            item.candidates += _as_searched(item.host, everyone)
+        elif email:
+            item.candidates += _search(client, email)
+        else:
+            continue
+        item.match = rules.choose(
+            item.host, item.candidates, prefix, _distinct_name(adapter, item.host, prefix)
+        )
+    _create(connection, client, [item for item in work if item.match.contact is None])
+    refused = [
+        item
+        for item in work
+        if item.contact is None
+        and item.match.contact is None
+        and item.match.rule == "create"
+        and NAME_TAKEN in item.error
+    ]
+    for item in refused:
+        item.candidates += _search(client, item.host.name.strip())
+        item.match = rules.choose(
+            item.host,
+            item.candidates,
+            prefix,
+            _distinct_name(adapter, item.host, prefix),
+            name_taken=True,
+        )
+        item.error = ""
+    _create(connection, client, [item for item in refused if item.match.contact is None])
+    for item in work:
+        if item.match.contact is not None:
+            item.contact = item.match.contact
+    return work
+
+
+def _distinct_name(adapter: DefaultXeroAdapter, host: HostContact, prefix: str) -> str:
+    return adapter.distinct_contact_name(host, rules.contact_number(host, prefix))
+
+
+def _by_contact_numbers(client: XeroClient, numbers: list[str]) -> list[dict]:
+    """The ACTIVE Xero contacts holding any of these contact numbers."""
+    wanted = list(dict.fromkeys(numbers))
+    safe = [number for number in wanted if rules.where_safe(number)]
+    found: list[dict] = []
+    for start in range(0, len(safe), NUMBERS_PER_CALL):
+        where = rules.contact_numbers_filter(safe[start : start + NUMBERS_PER_CALL])
+        found += list((client.get("/Contacts", {"where": where}) or {}).get("Contacts") or [])
+    for number in wanted:
+        if number not in safe:  # a prefix with characters a filter cannot hold
+            found += _search(client, number)
+    return found
+
+
+def _every_contact(
+    connection: XeroConnection, client: XeroClient, searches: int
+) -> list[tuple[dict, str, str]] | None:
+    """Every ACTIVE contact of the organisation with its lower-case name and email, when
+    reading them all takes fewer calls than ``searches``; None when it would not (judged by the
+    contacts linked so far, and given up when the pages outnumber the searches after all)."""
+    known = ContactLink.objects.of(connection).exclude(xero_contact_id=None).count()
+    if known // MAX_PAGE_SIZE + 1 >= searches:
+        return None
+    found: list[tuple[dict, str, str]] = []
+    for page in client.paginate("/Contacts", None, MAX_PAGE_SIZE):
+        found += [
+            (
+                contact,
+                str(contact.get("Name") or "").strip().lower(),
+                str(contact.get("EmailAddress") or "").strip().lower(),
             )
-            decisions += [(host, rules.choose(host, candidates, prefix)) for host in chunk]
-        creations = [(host, match) for host, match in decisions if match.contact is None]
-        created: dict[str, dict] = {}
-        if creations:
-            payloads = [
-                rules.contact_payload(host, prefix, match.name) for host, match in creations
-            ]
-            key = _creation_key(
-                connection,
-                HostContact("batch", ",".join(h.host_id for h, _ in creations), ""),
-                {"contacts": payloads},
+            for contact in page.items
+        ]
+        if not page.is_last and page.number + 1 >= searches:
+            return None
+    return found
+
+
+def _as_searched(host: HostContact, everyone: list[tuple[dict, str, str]]) -> list[dict]:
+    """Of every contact (with its lower-case name and email), those a search by the CRM
+    contact's email or name would have found."""
+    email = rules.email_for_xero(host.email).lower()
+    name = host.name.strip().lower()
+    return [
+        contact
+        for contact, xero_name, xero_email in everyone
+        if (email and xero_email == email) or (name and name in xero_name)
+    ]
+
+
+def _search(client: XeroClient, term: str) -> list[dict]:
+    """The ACTIVE contacts whose name, first or last name, contact number or email holds
+    ``term`` (Xero's ``searchTerm``, case-insensitive; a plain parameter, never a filter)."""
+    found: list[dict] = []
+    if not term.strip():
+        return found
+    pages = client.paginate("/Contacts", {"searchTerm": term.strip()}, SEARCH_PAGE_SIZE)
+    for page in pages:
+        found += page.items
+        if page.number >= SEARCH_PAGES:
+            break
+    return found
+
+
+def _create(connection: XeroConnection, client: XeroClient, items: list[_Settling]) -> None:
+    """Create the contacts decided on, in one call; each item gets its contact or Xero's
+    refusal."""
+    if not items:
+        return
+    prefix = app_settings.CONTACT_NUMBER_PREFIX
+    payloads = [rules.contact_payload(item.host, prefix, item.match.name) for item in items]
+    if len(items) == 1:
+        key = _creation_key(connection, items[0].host, payloads[0])
+    else:
+        key = _creation_key(
+            connection,
+            HostContact("batch", ",".join(item.host.host_id for item in items), ""),
+            {"contacts": payloads},
+        )
+    results = client.create_contacts(payloads, idempotency_key=key, summarize_errors=False)
+    for index, item in enumerate(items):
+        answer = results[index] if index < len(results) else {}
+        errors = element_errors(answer) if answer else []
+        if errors:
+            item.error = "; ".join(str(error) for error in errors)
+        elif answer.get("ContactID"):
+            item.contact = answer
+        else:
+            item.error = "Xero returned no contact for the one created."
+
+
+def _save_link(connection: XeroConnection, link: ContactLink, settled: _Settling) -> None:
+    """Link the CRM contact to its Xero contact and log how it was found, and what of the CRM's
+    data Xero could not take."""
+    contact, match, host = settled.contact, settled.match, settled.host
+    assert contact is not None and match is not None
+    link.xero_contact_id = contact["ContactID"]
+    link.xero_name = str(contact.get("Name") or host.name)[:255]
+    link.status = ContactLink.Status.ACTIVE
+    link.merged_into = ""
+    link.matched_by = {
+        "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
+        "email": ContactLink.MatchedBy.EMAIL,
+        "name": ContactLink.MatchedBy.NAME,
+    }.get(match.rule, ContactLink.MatchedBy.CREATED)
+    link.save()
+    _log(
+        connection,
+        "contact_match",
+        SyncLog.Outcome.INFO,
+        f"{host.name}: {match.reason}",
+        host_id=host.host_id,
+        xero_contact_id=contact["ContactID"],
+        rule=match.rule,
+    )
+    if match.contact is None and host.email.strip() and not rules.email_for_xero(host.email):
+        _log(
+            connection,
+            "contact_email",
+            SyncLog.Outcome.INFO,
+            f"{host.name}: the email address {host.email.strip()} was left off the new Xero "
+            "contact, as Xero would refuse it (Xero takes only plain ASCII addresses such as "
+            "name@example.com). Add an address Xero accepts to the contact in Xero for Xero "
+            "to email it invoices.",
+            host_id=host.host_id,
+            xero_contact_id=contact["ContactID"],
+            email=host.email.strip(),
+        )
+
+
+# ---- merged and archived contacts -----------------------------------------------------------
+
+
+def follow_merge(connection: XeroConnection, client: XeroClient, contact_id: str) -> str:
+    """Xero refused a document because its contact is archived: read that contact (one call)
+    and, when it was merged into another, send the CRM contacts linked to it there from now on.
+
+    Returns the ContactID it was merged into; "" when it is archived without a merge (Xero's
+    refusal stands until someone restores or merges it in Xero, which an import then learns).
+    """
+    if not contact_id:
+        return ""
+    contact = client.contact(contact_id) or {}
+    survivor = rules.merged_into(contact)
+    if survivor and survivor != contact_id:
+        changed = (
+            ContactLink.objects.of(connection)
+            .filter(Q(xero_contact_id=contact_id) | Q(merged_into=contact_id))
+            .update(
+                status=ContactLink.Status.MERGED, merged_into=survivor, updated_at=timezone.now()
             )
-            results = client.create_contacts(payloads, idempotency_key=key, summarize_errors=False)
-            for (host, _), answer in zip(creations, results, strict=False):
-                if not element_errors(answer) and answer.get("ContactID"):
-                    created[host.host_id] = answer
-        for host, match in decisions:
-            contact = match.contact or created.get(host.host_id)
-            if contact is None:
-                continue
-            link = links[host.host_id]
-            link.xero_contact_id = contact["ContactID"]
-            link.xero_name = str(contact.get("Name") or host.name)[:255]
-            link.status = ContactLink.Status.ACTIVE
-            link.matched_by = {
-                "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
-                "email": ContactLink.MatchedBy.EMAIL,
-                "name": ContactLink.MatchedBy.NAME,
-            }.get(match.rule, ContactLink.MatchedBy.CREATED)
-            link.save()
-            result[host.host_id] = contact["ContactID"]
-            _log(
-                connection,
-                "contact_match",
-                SyncLog.Outcome.INFO,
-                f"{host.name}: {match.reason}",
-                host_id=host.host_id,
-                xero_contact_id=contact["ContactID"],
-                rule=match.rule,
-            )
-    return result
+        )
+        _log(
+            connection,
+            "contact_merged",
+            SyncLog.Outcome.INFO,
+            f"{contact.get('Name') or contact_id}: merged in Xero into contact {survivor}; "
+            f"the invoices of the {changed} CRM contact(s) linked to it go there now.",
+            xero_contact_id=contact_id,
+            merged_into=survivor,
+        )
+        return survivor
+    if contact and not rules.is_active(contact):
+        ContactLink.objects.of(connection).filter(xero_contact_id=contact_id).update(
+            status=ContactLink.Status.ARCHIVED, merged_into="", updated_at=timezone.now()
+        )
+    return ""
+
+
+def rerun_jobs_refused_for_archived_contacts(account_key: str) -> int:
+    """Invoice jobs that Xero refused, or that wait, because their contact was archived run
+    again now: a contact of the account was just learnt to be merged or restored in Xero.
+    Their writes get new Idempotency-Keys so that Xero does not replay the refusal."""
+    jobs = SyncJob.objects.filter(
+        account_key=account_key,
+        state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING),
+        error__contains=ARCHIVED_CONTACT,
+    )
+    keys = list(jobs.values_list("pk", "host_model", "host_id"))
+    if not keys:
+        return 0
+    SyncJob.objects.filter(
+        pk__in=[pk for pk, *_ in keys], state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING)
+    ).update(
+        state=SyncJob.State.PENDING,
+        not_before=None,
+        attempts=0,
+        reason=SyncJob.Reason.NONE,
+        key_generation=F("key_generation") + 1,
+        updated_at=timezone.now(),
+    )
+    for _, host_model, host_id in keys:
+        tasks.dispatch("xero_integration.tasks.push_invoice", account_key, host_model, host_id)
+    return len(keys)

@@ -147,12 +147,14 @@ def _due(now: Any, connected: bool) -> Q:
     return due
 
 
-def claim(account_key: str, host_model: str, host_id: str) -> SyncJob | None:
+def claim(
+    account_key: str, host_model: str, host_id: str, token: str | None = None
+) -> SyncJob | None:
     """Take the job for this worker if it is due: pending, waiting and past its time, or
     running with an expired lease (its worker died). Only one worker wins."""
     now = timezone.now()
     jobs = SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id)
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     claimed = jobs.filter(_due(now, connected=True)).update(
         state=SyncJob.State.RUNNING, lease_until=now + lease(), updated_at=now, claim_token=token
     )
@@ -205,6 +207,49 @@ def _finish(job: SyncJob, seq: int) -> None:
         _redispatch(job)
 
 
+def _finish_many(jobs: list[SyncJob]) -> None:
+    """Mark jobs done together: one statement per change sequence pushed; a job saved again
+    meanwhile runs again (see _finish)."""
+    by_seq: dict[int, list[SyncJob]] = {}
+    for job in jobs:
+        by_seq.setdefault(job.change_seq, []).append(job)
+    now = timezone.now()
+    finished: set[int] = set()
+    for seq, group in by_seq.items():
+        held = SyncJob.objects.filter(
+            pk__in=[j.pk for j in group],
+            claim_token=group[0].claim_token,
+            state=SyncJob.State.RUNNING,
+            change_seq=seq,
+        )
+        updated = held.update(
+            state=SyncJob.State.DONE,
+            done_seq=seq,
+            error="",
+            error_fields=[],
+            reason="",
+            attempts=0,
+            ambiguous=False,
+            lease_until=None,
+            not_before=None,
+            updated_at=now,
+        )
+        if updated == len(group):
+            finished |= {j.pk for j in group}
+        elif updated:
+            finished |= set(
+                SyncJob.objects.filter(
+                    pk__in=[j.pk for j in group],
+                    claim_token=group[0].claim_token,
+                    state=SyncJob.State.DONE,
+                    done_seq=seq,
+                ).values_list("pk", flat=True)
+            )
+    for job in jobs:
+        if job.pk not in finished:
+            _finish(job, job.change_seq)
+
+
 def _redispatch(job: SyncJob) -> None:
     from xero_integration.tasks import dispatch
 
@@ -255,26 +300,36 @@ def run(account_key: str, host_model: str, host_id: str) -> None:
 def claim_batch(
     account_key: str, first: tuple[str, str] | None = None, limit: int = BATCH_SIZE
 ) -> list[SyncJob]:
-    """Claim up to ``limit`` due jobs of one CRM account, ``first`` first."""
+    """Claim up to ``limit`` due jobs of one CRM account, ``first`` first, all under one claim
+    token (so the run moves them together)."""
     jobs: list[SyncJob] = []
+    token = uuid.uuid4().hex
     if first is not None:
-        job = claim(account_key, *first)
+        job = claim(account_key, *first, token=token)
         if job is not None:
             jobs.append(job)
     connected = XeroConnection.objects.filter(
         account_key=account_key, status=ConnectionStatus.CONNECTED
     ).exists()
-    candidates = (
+    now = timezone.now()
+    due = _due(now, connected)
+    candidates = list(
         SyncJob.objects.filter(account_key=account_key)
-        .filter(_due(timezone.now(), connected))
+        .filter(due)
         .exclude(pk__in=[j.pk for j in jobs])
         .order_by("created_at", "pk")
-        .values_list("host_model", "host_id")[: max(0, limit - len(jobs))]
+        .values_list("pk", flat=True)[: max(0, limit - len(jobs))]
     )
-    for host_model, host_id in list(candidates):
-        job = claim(account_key, host_model, host_id)
-        if job is not None:
-            jobs.append(job)
+    if candidates:
+        # One statement claims them all; a job another worker took meanwhile is no longer
+        # due and stays with it.
+        SyncJob.objects.filter(pk__in=candidates).filter(due).update(
+            state=SyncJob.State.RUNNING,
+            lease_until=now + lease(),
+            updated_at=now,
+            claim_token=token,
+        )
+        jobs += list(SyncJob.objects.filter(pk__in=candidates, claim_token=token).order_by("pk"))
     return jobs
 
 
@@ -307,6 +362,8 @@ class Run:
         # Calls made inside a database transaction (a contact created under a row lock) are
         # written once it ends: a row written inside would vanish if it rolled back.
         self.unlogged: list[tuple[Call, list[SyncJob]]] = []
+        #: Jobs whose calls are in the log already: a job that went well needs no more rows.
+        self.logged_jobs: set[int] = set()
         self.recorder = CallRecorder(on_call=self._log_call)
         self._client: XeroClient | None = None
 
@@ -345,6 +402,7 @@ class Run:
 
     def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
         first = jobs[0]
+        self.logged_jobs.update(job.pk for job in jobs)
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
         label = "Invoice" if len(jobs) == 1 else "Invoices"
@@ -410,6 +468,8 @@ class Run:
                         self.outcomes[job_pk] = JobWaits(
                             f"Unexpected error: {exc}", backoff(0), Reason.CRASHED
                         )
+        done = [job for job in self.jobs if self.outcomes.get(job.pk, PENDING) is None]
+        _finish_many(done)
         for job in self.jobs:
             self._settle(job, self.outcomes.get(job.pk, PENDING))
         return len(self.jobs)
@@ -431,8 +491,9 @@ class Run:
             _wait(job, outcome)
             outcome_name, message = SyncLog.Outcome.INFO, str(outcome)
         else:
-            _finish(job, job.change_seq)
-            outcome_name, message = SyncLog.Outcome.OK, ""
+            outcome_name, message = SyncLog.Outcome.OK, ""  # finished by _finish_many
+            if job.pk in self.logged_jobs:
+                return  # its calls say it
         try:
             SyncLog.objects.create(
                 connection=self.connection,
@@ -613,15 +674,28 @@ def send_again_as_new(jobs: Any) -> int:
 # ---- the shared calls of a batch ------------------------------------------------------------
 
 
-def _claimed(entries: list, outcomes: dict[int, Any]) -> list:
-    """The entries whose job this worker still holds (a lost claim stops its part)."""
+def _claimed(entries: list, outcomes: dict[int, Any], ambiguous: bool = False) -> list:
+    """The entries whose job this worker still holds (a lost claim stops its part), their
+    leases renewed in one statement; ``ambiguous`` flags them for staff before a write."""
+    jobs = {entry[0].job.pk: entry[0].job for entry in entries}
+    if not jobs:
+        return []
+    token = next(iter(jobs.values())).claim_token
+    held = SyncJob.objects.filter(pk__in=list(jobs), claim_token=token, state=SyncJob.State.RUNNING)
+    changes: dict[str, Any] = {"lease_until": timezone.now() + lease()}
+    if ambiguous:
+        changes["ambiguous"] = True
+    if held.update(**changes) < len(jobs):
+        still = set(held.values_list("pk", flat=True))
+    else:
+        still = set(jobs)
     kept = []
     for entry in entries:
-        try:
-            keep_claim(entry[0].job)
-        except LostClaim as outcome:
-            outcomes[entry[0].job.pk] = outcome
+        job = entry[0].job
+        if job.pk not in still:
+            outcomes[job.pk] = LostClaim(f"Sync job {job.pk} was taken over by another worker.")
             continue
+        job.ambiguous = job.ambiguous or ambiguous
         kept.append(entry)
     return kept
 
@@ -630,11 +704,11 @@ def _send_batch(run: Run) -> None:
     """The shared calls: new invoices (then their payments), results matched by position; one
     refused invoice fails alone. Every job with work here leaves with an outcome."""
     outcomes = run.outcomes
-    entries = _claimed(run.batch.invoices, outcomes)
+    entries = _claimed(run.batch.invoices, outcomes, ambiguous=True)
     if entries:
         _create_invoices_together(run, entries)
     payments = [entry for entry in run.batch.payments if outcomes.get(entry[0].job.pk) is PENDING]
-    payments = _claimed(payments, outcomes)
+    payments = _claimed(payments, outcomes, ambiguous=True)
     for start in range(0, len(payments), BATCH_SIZE):
         _create_payments_together(run, payments[start : start + BATCH_SIZE])
     for entry in run.batch.payments:
@@ -664,7 +738,7 @@ def _create_invoices_together(run: Run, entries: list) -> None:
     first = entries[0][0]
     payloads = [entry[3] for entry in entries]
     for push, _invoice, link, payload, _digest in entries:
-        push.record_create(link, payload)
+        push.record_create(link, payload, flag=False)  # flagged together by _claimed
     key = _batch_key([entry[0] for entry in entries], "create", payloads)
     try:
         with run.serving_jobs([entry[0].job for entry in entries]):
@@ -708,7 +782,9 @@ def _create_payments_together(run: Run, chunk: list) -> None:
     outcomes = run.outcomes
     # Payments of invoices created in this batch learn their InvoiceID only now.
     bodies = [{**body, "Invoice": {"InvoiceID": push.link_id()}} for push, _, body in chunk]
-    records = [push.record_payment_create(payment, body) for push, payment, body in chunk]
+    records = [
+        push.record_payment_create(payment, body, flag=False) for push, payment, body in chunk
+    ]
     first = chunk[0][0]
     key = _batch_key([entry[0] for entry in chunk], "payments", bodies)
     try:
@@ -784,6 +860,7 @@ class Push:
         self.batch: Batch | None = run.batch if len(run.jobs) > 1 else None
         self.preloaded: tuple[Any, HostInvoice] | None = None
         self.contact_ids: dict[str, str] = {}
+        self.contact_id = ""
         self.invoice_link: InvoiceLink | None = None
 
     @property
@@ -858,14 +935,14 @@ class Push:
             .first()
         )
 
-    def link(self) -> InvoiceLink:
-        link, _ = InvoiceLink.objects.get_or_create(
+    def new_link(self) -> InvoiceLink:
+        """A link for an invoice not yet in this organisation, saved with its first create."""
+        return InvoiceLink(
             account_key=self.job.account_key,
             tenant_id=self.connection.tenant_id,
             host_model=self.job.host_model,
             host_id=self.job.host_id,
         )
-        return link
 
     def note(self, action: str, outcome: str, message: str) -> None:
         """A sync log entry about this job's invoice."""
@@ -933,6 +1010,7 @@ class Push:
         contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
             self.connection, self.client, invoice.contact
         )
+        self.contact_id = contact_id
         tax_types = self.tax_types(invoice)
         self.ensure_currency(invoice.currency)
         payload = rules.invoice_payload(
@@ -954,14 +1032,12 @@ class Push:
             self.refresh_totals(link, invoice)  # unchanged: no call
             self.invoice_link = link
             return link
-        link = link or self.link()
+        link = link or self.new_link()
         self.invoice_link = link
         if not link.xero_invoice_id:
-            if link.invoice_number != invoice.number:
-                # Remembered before the create, to find it by after an unanswered call even if
-                # the number is edited meanwhile.
-                link.invoice_number = invoice.number
-                link.save(update_fields=["invoice_number"])
+            # Remembered with the create (record_create), to find it by after an unanswered call
+            # even if the number is edited meanwhile.
+            link.invoice_number = invoice.number
             if self.batch is not None:
                 self.batch.invoices.append((self, invoice, link, payload, digest))
                 raise Deferred
@@ -1000,21 +1076,28 @@ class Push:
             Reason.CHANGED_IN_XERO,
         ) from exc
 
-    def record_create(self, link: InvoiceLink, payload: dict[str, Any]) -> None:
+    def record_create(self, link: InvoiceLink, payload: dict[str, Any], flag: bool = True) -> None:
         """Before a create is sent: its fingerprint is the proof, should the answer be lost,
         that an invoice Xero then holds under this number is ours."""
-        self.mark_ambiguous()
+        if flag:
+            self.mark_ambiguous()
         link.unanswered_creates = [*link.unanswered_creates, plan.invoice_fingerprint(payload)]
-        link.save(update_fields=["unanswered_creates"])
+        if link.pk is None:
+            link.save()
+        else:
+            link.save(update_fields=["invoice_number", "unanswered_creates"])
 
-    def answered_create(self, link: InvoiceLink, payload: dict[str, Any]) -> None:
+    def answered_create(
+        self, link: InvoiceLink, payload: dict[str, Any], save: bool = True
+    ) -> None:
         """The create was answered (or certainly never sent): it is no longer a proof."""
         fingerprint = plan.invoice_fingerprint(payload)
         remaining = list(link.unanswered_creates)
         if fingerprint in remaining:
             remaining.remove(fingerprint)
             link.unanswered_creates = remaining
-            link.save(update_fields=["unanswered_creates"])
+            if save:
+                link.save(update_fields=["unanswered_creates"])
 
     def create_now(
         self, link: InvoiceLink, invoice: HostInvoice, payload: dict[str, Any], digest: str
@@ -1054,7 +1137,8 @@ class Push:
                 backoff(self.job.attempts),
                 Reason.UNANSWERED,
             )
-        self.answered_create(link, payload)
+        # Answered: no longer a proof. Saved with the result below, or at once on a refusal.
+        self.answered_create(link, payload, save=bool(errors))
         if any(e.message == DUPLICATE_NUMBER for e in errors):
             self.settle_number(link, [invoice.number])
             if not link.xero_invoice_id:
@@ -1196,6 +1280,10 @@ class Push:
         if "is not a valid code for this document" in text or "Account must be valid" in text:
             connect.load_reference_data(self.connection.pk)
             stale.append("accounts")
+        if contacts.ARCHIVED_CONTACT in text and contacts.follow_merge(
+            self.connection, self.client, self.contact_id
+        ):
+            stale.append("contacts")
         if stale:
             # New keys for the next try: Xero would replay its refusal for the old ones.
             SyncJob.objects.filter(pk=self.job.pk).update(key_generation=F("key_generation") + 1)
@@ -1386,10 +1474,13 @@ class Push:
         payment.state = PaymentLink.State.DELETED
         payment.save(update_fields=["state", "updated_at"])
 
-    def record_payment_create(self, payment: HostPayment, body: dict[str, Any]) -> PaymentLink:
+    def record_payment_create(
+        self, payment: HostPayment, body: dict[str, Any], flag: bool = True
+    ) -> PaymentLink:
         """Before a payment create is sent: the record that settles it should the answer be
         lost."""
-        self.mark_ambiguous()
+        if flag:
+            self.mark_ambiguous()
         return PaymentLink.objects.create(
             account_key=self.job.account_key,
             tenant_id=self.connection.tenant_id,

@@ -166,6 +166,14 @@ class CrmXeroAdapter(DefaultXeroAdapter):
     def contact_model(self) -> str:
         return CONTACT_MODEL
 
+    def distinct_contact_name(self, contact: HostContact, contact_number: str) -> str:
+        """A person whose name another Xero contact holds is told apart by their company
+        ("John Smith (Acme Ltd)"), else as the app does by default."""
+        company = contact.company.strip()
+        if company and company.lower() not in contact.name.lower():
+            return f"{contact.name.strip()} ({company})"
+        return super().distinct_contact_name(contact, contact_number)
+
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
     ) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 
 from xero_integration.data import HostAddress, HostContact
 from xero_integration.sandbox import query
+from xero_integration.sandbox.wire import QueryParseError
 from xero_integration.sync import contacts as rules
 
 PREFIX = "CRM-"
@@ -316,35 +317,146 @@ def test_archived_candidates_are_ignored() -> None:
     assert match.name == "Jane Smith"
 
 
-# ---- candidates_filter ------------------------------------------------------------------------
+# ---- what Xero is asked ------------------------------------------------------------------------
 
 
-def test_candidates_filter_quotes_names_with_quotes_and_finds_the_right_contacts() -> None:
-    contact = host(name='Bob "The Builder" O\'Brien \\ Sons', email="Bob@Example.com")
+def test_names_with_quotes_are_never_put_into_a_filter_and_are_matched_by_their_name() -> None:
+    name = 'Bob "The Builder" O\'Brien \\ Sons'
+    contact = host(name=name, email="")
+    # Xero has no escape for a quote in a filter string: what we used to send is refused.
+    with pytest.raises(QueryParseError):
+        query.where('Name=="Bob \\"The Builder\\" O\'Brien \\\\ Sons"')
 
-    where = rules.candidates_filter(contact, PREFIX)
+    where = rules.contact_numbers_filter([rules.contact_number(contact, PREFIX)])
+    # What searchTerm answers for the name, decided here: the same name whatever its case.
+    found = [xero(name.upper()), xero("Bob The Builder O'Brien Sons")]
+    match = rules.choose(contact, found, PREFIX)
 
-    assert '"Bob \\"The Builder\\" O\'Brien \\\\ Sons"' in where
-    assert "CRM-42" in where
-    assert '"bob@example.com"' in where
-    # Xero's (the sandbox's) parser reads it and it selects exactly the candidates.
+    assert where == '(ContactNumber=="CRM-42")'
+    assert "Bob" not in where
+    assert (match.contact, match.rule) == (found[0], "name")
+
+
+def test_our_contact_numbers_are_looked_up_many_in_one_filter_xero_can_read() -> None:
+    where = rules.contact_numbers_filter(["CRM-1", "CRM-42", "ACME-7/b"])
     predicate = query.where(where)
     records = {
-        "name": xero('Bob "The Builder" O\'Brien \\ Sons', EmailAddress="elsewhere@example.com"),
-        "email": xero("Robert Ltd", EmailAddress="BOB@example.com"),
-        "number": xero("Numbered", ContactNumber="CRM-42"),
-        "none": xero("Bob The Builder O'Brien Sons", EmailAddress=""),
-        "no-email": xero("Nobody"),
+        "one": xero("One", ContactNumber="CRM-1"),
+        "forty-two": xero("Forty Two", ContactNumber="CRM-42"),
+        "slash": xero("Slash", ContactNumber="ACME-7/b"),
+        "other": xero("Other", ContactNumber="CRM-420"),
+        "none": xero("None"),
     }
+
+    assert predicate is not None
     assert {key for key, record in records.items() if predicate(record)} == {
-        "name",
-        "email",
-        "number",
+        "one",
+        "forty-two",
+        "slash",
     }
 
 
-def test_candidates_filter_without_email_asks_only_for_number_and_name() -> None:
-    where = rules.candidates_filter(host(email=""), PREFIX)
+@pytest.mark.parametrize("number", ['CRM-"1', "CRM-1\\", "CRM-1&x", "CRM-ü", ""])
+def test_a_contact_number_a_filter_cannot_hold_is_refused_for_a_filter(number: str) -> None:
+    assert not rules.where_safe(number)
+    with pytest.raises(ValueError):
+        rules.contact_numbers_filter(["CRM-1", number])
 
-    assert "EmailAddress" not in where
-    assert where == '(ContactNumber=="CRM-42") OR (Name=="Jane Smith")'
+
+# ---- names as Xero compares them -----------------------------------------------------------------
+
+
+def test_a_name_that_differs_only_in_case_is_the_same_name() -> None:
+    acme = xero("Acme Ltd", EmailAddress="")
+
+    match = rules.choose(host(name="ACME Ltd"), [acme], PREFIX)
+
+    assert (match.contact, match.rule) == (acme, "name")
+    assert "'Acme Ltd'" in match.reason  # says how Xero spells it
+
+
+def test_a_name_differing_in_case_with_another_email_is_created_under_a_distinct_name() -> None:
+    acme = xero("Acme Ltd", EmailAddress="accounts@acme.example")
+
+    match = rules.choose(host(name="ACME Ltd", email="billing@acme.example"), [acme], PREFIX)
+
+    assert (match.contact, match.rule) == (None, "create_renamed")
+    assert match.name == "ACME Ltd (billing@acme.example)"
+
+
+def test_a_contact_carrying_another_crm_contacts_number_is_never_a_match() -> None:
+    first = xero("John Smith", EmailAddress="john@example.com", ContactNumber="CRM-7")
+    second = host(name="John Smith", email="john@example.com")
+    no_email = host(name="john smith", email="")
+
+    by_email = rules.choose(second, [first], PREFIX)
+    by_name = rules.choose(no_email, [first], PREFIX)
+
+    assert (by_email.contact, by_email.rule) == (None, "create_renamed")
+    assert by_email.name == "John Smith (john@example.com)"
+    assert (by_name.contact, by_name.rule) == (None, "create_renamed")
+    assert by_name.name == "john smith (CRM-42)"
+    assert "CRM-7" in by_name.reason
+
+
+def test_a_contact_number_that_is_not_one_of_ours_does_not_block_a_match() -> None:
+    coded = xero("John Smith", ContactNumber="C-0042")
+
+    match = rules.choose(host(name="John Smith", email=""), [coded], PREFIX)
+
+    assert (match.contact, match.rule) == (coded, "name")
+
+
+def test_a_name_xero_says_is_taken_is_created_under_a_distinct_name() -> None:
+    # Xero refused the name, though the search showed no contact holding it.
+    match = rules.choose(host(email=""), [], PREFIX, name_taken=True)
+
+    assert (match.contact, match.rule, match.name) == (
+        None,
+        "create_renamed",
+        "Jane Smith (CRM-42)",
+    )
+
+
+def test_the_hosts_distinct_name_is_used_unless_it_is_taken_too() -> None:
+    taken = xero("Jane Smith", EmailAddress="other@example.com")
+    also_taken = xero("jane smith (acme)", EmailAddress="")
+
+    free = rules.choose(host(), [taken], PREFIX, distinct_name="Jane Smith (Acme)")
+    clash = rules.choose(host(), [taken, also_taken], PREFIX, distinct_name="Jane Smith (Acme)")
+    same = rules.choose(host(), [taken], PREFIX, distinct_name="JANE SMITH")
+
+    assert free.name == "Jane Smith (Acme)"
+    assert clash.name == "Jane Smith (jane@example.com)"
+    assert same.name == "Jane Smith (jane@example.com)"
+
+
+# ---- email addresses Xero cannot take -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "taken"),
+    [
+        ("jane@example.com", "jane@example.com"),
+        ("  Jane.O'Neil+tag@example.co.nz ", "Jane.O'Neil+tag@example.co.nz"),
+        ("jurgen@müller.de", ""),
+        ("jürgen@mueller.de", ""),
+        ("jane@example", ""),
+        ("jane smith@example.com", ""),
+        ("a@b@example.com", ""),
+        ("x" * 250 + "@example.com", ""),
+    ],
+)
+def test_only_email_addresses_xero_accepts_are_sent(email: str, taken: str) -> None:
+    payload = rules.contact_payload(host(email=email), PREFIX)
+
+    assert rules.email_for_xero(email) == taken
+    assert payload.get("EmailAddress", "") == taken
+
+
+def test_a_contact_whose_email_xero_cannot_take_is_still_matched_by_name() -> None:
+    same_name = xero("Jürgen Müller", EmailAddress="")
+
+    match = rules.choose(host(name="Jürgen Müller", email="jurgen@müller.de"), [same_name], PREFIX)
+
+    assert (match.contact, match.rule) == (same_name, "name")

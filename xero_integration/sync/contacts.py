@@ -1,8 +1,11 @@
 """Contact rules: Xero contacts as CRM data, CRM contacts as Xero payloads, and how a CRM
-contact is matched to an existing Xero contact (ContactNumber, then email, then exact name)."""
+contact is matched to an existing Xero contact (ContactNumber, then email, then the name as Xero
+compares names). No user text ever goes into a ``where`` string: contacts are found by our own
+ContactNumber, then by Xero's ``searchTerm``, and the decision is made here."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +92,7 @@ def contact_number(host: HostContact, prefix: str) -> str:
 
 
 def contact_payload(host: HostContact, prefix: str, name: str | None = None) -> dict[str, Any]:
-    """The Xero contact to create for a CRM contact."""
+    """The Xero contact to create for a CRM contact (without an email Xero would refuse)."""
     payload: dict[str, Any] = {
         "Name": (name or host.name).strip()[:NAME_MAX],
         "ContactNumber": contact_number(host, prefix),
@@ -98,8 +101,9 @@ def contact_payload(host: HostContact, prefix: str, name: str | None = None) -> 
         payload["FirstName"] = host.first_name[:NAME_MAX]
     if host.last_name:
         payload["LastName"] = host.last_name[:NAME_MAX]
-    if host.email:
-        payload["EmailAddress"] = host.email[:EMAIL_MAX]
+    email = email_for_xero(host.email)
+    if email:
+        payload["EmailAddress"] = email
     if host.phone:
         payload["Phones"] = [{"PhoneType": "DEFAULT", "PhoneNumber": host.phone[:PHONE_MAX]}]
     if not host.address.is_empty():
@@ -118,18 +122,39 @@ def contact_payload(host: HostContact, prefix: str, name: str | None = None) -> 
     return payload
 
 
-def _quoted(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+# ---- lookups ----------------------------------------------------------------------------------
+
+#: What a ContactNumber may hold to be written into a ``where`` string: Xero's filter strings
+#: have no working escape for a quote (xero-api.md §2.3), so only these characters go there.
+_WHERE_SAFE = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
+#: An address Xero takes: plain ASCII, something@domain.tld, no spaces (xero-api.md §3.1).
+_XERO_EMAIL = re.compile(r"^[\x21-\x7e]+@[\x21-\x7e]+\.[\x21-\x7e]+$")
 
 
-def candidates_filter(host: HostContact, prefix: str) -> str:
-    """One ``where`` that finds every ACTIVE Xero contact the CRM contact could match."""
-    clauses = [f"ContactNumber=={_quoted(contact_number(host, prefix))}"]
-    if host.email:
-        clauses.append(f"EmailAddress!=null&&EmailAddress.ToLower()=={_quoted(host.email.lower())}")
-    if host.name.strip():
-        clauses.append(f"Name=={_quoted(host.name.strip())}")
-    return " OR ".join(f"({clause})" for clause in clauses)
+def where_safe(number: str) -> bool:
+    """Whether a contact number can go into a ``where`` string as it is."""
+    return bool(_WHERE_SAFE.match(number))
+
+
+def contact_numbers_filter(numbers: list[str]) -> str:
+    """One ``where`` that finds the contacts holding any of our contact numbers. Only numbers
+    that are ``where_safe`` may be given: no user text ever goes into a filter."""
+    unsafe = [number for number in numbers if not where_safe(number)]
+    if unsafe or not numbers:
+        raise ValueError(f"Not for a where string: {unsafe or numbers!r}")
+    return " OR ".join(f'(ContactNumber=="{number}")' for number in numbers)
+
+
+def email_for_xero(email: str) -> str:
+    """The address as Xero takes it, or "" when Xero would refuse it ("Email address must be
+    valid."): Xero takes only ASCII addresses, so ``jurgen@müller.de`` cannot go."""
+    email = email.strip()
+    if len(email) > EMAIL_MAX or email.count("@") != 1:
+        return ""
+    return email if _XERO_EMAIL.match(email) else ""
+
+
+# ---- choosing -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -143,52 +168,111 @@ class Match:
     name: str = ""
 
 
-def _same(a: str, b: str) -> bool:
+def same_name(a: str, b: str) -> bool:
+    """Xero's rule for names: the same whatever the case and surrounding spaces."""
     return a.strip().lower() == b.strip().lower()
 
 
-def choose(host: HostContact, candidates: list[dict[str, Any]], prefix: str) -> Match:
-    """Decide which of Xero's ACTIVE ``candidates`` the CRM contact is, or what to create.
+def is_active(contact: dict[str, Any]) -> bool:
+    return contact.get("ContactStatus", "ACTIVE") == "ACTIVE"
 
-    In order: our ContactNumber; the email (case-insensitive); the exact name, when that
-    contact's email is empty or the same (Xero keeps names unique among ACTIVE contacts, so a
-    different person of the same name is created under a readable disambiguated name).
+
+def others_number(contact: dict[str, Any], host: HostContact, prefix: str) -> str:
+    """The contact number of another CRM contact that this Xero contact carries ("" when it
+    carries ours, none, or one that is not ours to give)."""
+    number = _text(contact.get("ContactNumber"))
+    if not number or number == contact_number(host, prefix) or not number.startswith(prefix):
+        return ""
+    return number
+
+
+def choose(
+    host: HostContact,
+    candidates: list[dict[str, Any]],
+    prefix: str,
+    distinct_name: str = "",
+    name_taken: bool = False,
+) -> Match:
+    """Decide which of Xero's ``candidates`` the CRM contact is, or what to create.
+
+    In order: our ContactNumber; the email (case-insensitive); the name, compared as Xero
+    compares names for uniqueness (ignoring case), when that contact's email is empty or the
+    same. A contact carrying another CRM contact's number is never a match. When the name is
+    taken (seen among the candidates, or ``name_taken`` because Xero said so), the contact is
+    created under ``distinct_name`` or, when that is taken too or not given, a readable name of
+    our own.
     """
-    active = [c for c in candidates if c.get("ContactStatus", "ACTIVE") == "ACTIVE"]
+    active = [c for c in candidates if is_active(c)]
     number = contact_number(host, prefix)
     for contact in active:
         if _text(contact.get("ContactNumber")) == number:
             return Match(
                 contact, f"Xero contact has our contact number {number}.", "contact_number"
             )
-    if host.email:
+    eligible = [c for c in active if not others_number(c, host, prefix)]
+    email = email_for_xero(host.email)
+    if email:
         same_email = sorted(
-            (c for c in active if _same(_text(c.get("EmailAddress")), host.email)),
-            key=lambda c: (not _same(_text(c.get("Name")), host.name), _text(c.get("Name"))),
+            (c for c in eligible if same_name(_text(c.get("EmailAddress")), email)),
+            key=lambda c: (not same_name(_text(c.get("Name")), host.name), _text(c.get("Name"))),
         )
         if same_email:
             chosen = same_email[0]
             extra = f" ({len(same_email)} Xero contacts share it)" if len(same_email) > 1 else ""
-            return Match(chosen, f"Same email address {host.email}{extra}.", "email")
+            return Match(chosen, f"Same email address {email}{extra}.", "email")
     name = host.name.strip()
-    named = next((c for c in active if _same(_text(c.get("Name")), name)), None)
-    if named is not None:
-        xero_email = _text(named.get("EmailAddress"))
-        if not xero_email or (host.email and _same(xero_email, host.email)):
-            return Match(named, f"Same name {name!r} and no conflicting email.", "name")
-        renamed = disambiguated_name(host, prefix)
-        return Match(
-            None,
-            f"The name {name!r} belongs to another Xero contact ({xero_email}); creating "
-            f"{renamed!r}.",
-            "create_renamed",
-            renamed,
-        )
-    return Match(None, "No Xero contact matches; creating it.", "create", name)
+    holder = next((c for c in active if same_name(_text(c.get("Name")), name)), None)
+    if holder is None and not name_taken:
+        return Match(None, "No Xero contact matches; creating it.", "create", name)
+    if holder is not None:
+        xero_email = _text(holder.get("EmailAddress"))
+        taken_by = others_number(holder, host, prefix)
+        if not taken_by and (not xero_email or (email and same_name(xero_email, email))):
+            shown = _text(holder.get("Name"))
+            spelt = "" if shown == name else f" (spelt {shown!r} in Xero)"
+            return Match(holder, f"Same name {name!r}{spelt} and no conflicting email.", "name")
+        if taken_by:
+            why = f"belongs to the Xero contact of another CRM contact ({taken_by})"
+        else:
+            why = f"belongs to another Xero contact ({xero_email})"
+    else:
+        why = "is taken in Xero by another contact"
+    renamed = _free_name(host, prefix, distinct_name, active)
+    return Match(
+        None,
+        f"The name {name!r} {why}; Xero keeps names unique, so creating {renamed!r}.",
+        "create_renamed",
+        renamed,
+    )
+
+
+def _free_name(host: HostContact, prefix: str, proposed: str, active: list[dict[str, Any]]) -> str:
+    """The first of the proposed name, ours, and the name with our contact number that no
+    ACTIVE candidate holds (Xero refuses a taken one)."""
+    taken = [_text(c.get("Name")) for c in active]
+    options = [proposed, disambiguated_name(host, prefix), numbered_name(host, prefix)]
+    for option in options:
+        option = option.strip()[:NAME_MAX]
+        if (
+            option
+            and not same_name(option, host.name)
+            and not any(same_name(option, name) for name in taken)
+        ):
+            return option
+    return numbered_name(host, prefix)
+
+
+def numbered_name(host: HostContact, prefix: str) -> str:
+    """The name followed by our contact number: "John Smith (CRM-123)"."""
+    suffix = f" ({contact_number(host, prefix)})"
+    return host.name.strip()[: NAME_MAX - len(suffix)] + suffix
 
 
 def disambiguated_name(host: HostContact, prefix: str) -> str:
     """A readable name Xero has not given to anyone: "Jane Smith (jane@x.com)", or with the
-    contact number when there is no email."""
-    suffix = f" ({host.email})" if host.email else f" ({contact_number(host, prefix)})"
+    contact number when there is no email Xero could take."""
+    email = email_for_xero(host.email)
+    if not email:
+        return numbered_name(host, prefix)
+    suffix = f" ({email})"
     return host.name.strip()[: NAME_MAX - len(suffix)] + suffix
