@@ -2,6 +2,7 @@
 
 A host CRM subclasses DefaultXeroAdapter and names it in ``XERO_ADAPTER``. The app never imports
 the host's models directly; everything goes through these hooks (the django-allauth pattern).
+The hooks' docstrings are the adapter reference: docs/integrating.md prints them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 
 class DefaultXeroAdapter:
-    """Base adapter. Hooks marked "required" must be overridden by the host."""
+    """Base adapter. Hooks whose docstring starts with "Required." must be overridden by the
+    host; the others have the default they describe. The app makes a new adapter for each use
+    (with the request when there is one, as ``self.request``), so an adapter keeps no state."""
 
     #: The hooks a host adapter must implement; the system check xero_integration.E001 lists
     #: any that are missing.
@@ -44,37 +47,59 @@ class DefaultXeroAdapter:
     # Which host models to watch -------------------------------------------------------------
 
     def invoice_models(self) -> list[type[Model]]:
-        """Required. The host models whose saves and deletes change an invoice in Xero."""
+        """Required. The host models whose saves and deletes change an invoice in Xero.
+
+        Each save (``post_save``) or delete writes a sync job in the same database transaction;
+        a worker pushes the invoice once that transaction commits, reading it afresh through
+        ``load_invoice`` and ``to_invoice``. Saves of other models (an invoice's lines, say) are
+        not watched: save the invoice after changing its lines, or its lines and the invoice in
+        one transaction (a form and its formset), so that the push sees them. Read once, when
+        the app starts."""
         raise NotImplementedError
 
     def payment_models(self) -> list[type[Model]]:
-        """Required. The host models that hold payments; their invoice is resynced on change."""
+        """Required. The host models that hold payments received against invoices; a save or
+        delete of one re-syncs its invoice (found with ``invoice_for_payment``). Return an
+        empty list when the CRM records no payments. Read once, when the app starts."""
         raise NotImplementedError
 
     def invoice_for_payment(self, payment: Model) -> Model:
-        """The invoice a payment belongs to. Default: the payment's ``invoice`` attribute."""
+        """The invoice a payment belongs to, an instance of one of ``invoice_models``.
+        Default: the payment's ``invoice`` attribute. An exception here (the invoice is being
+        deleted with its payments) skips the payment's change: the invoice's own delete
+        covers it."""
         return payment.invoice  # type: ignore[attr-defined]
 
     # Ownership ------------------------------------------------------------------------------
 
     def get_account_key(self, obj: Model) -> str | None:
-        """Required. The CRM account that owns ``obj``, as a string; None when it has none."""
+        """Required. The CRM account that owns ``obj`` (an instance of one of
+        ``invoice_models``), as a string; None when it has none, and then nothing is synced.
+        It must be the key ``account_key_for_request`` gives for that account's users and the
+        ``account_key`` of the invoice's ``HostInvoice``: each account key has one Xero
+        connection (a primary key as text, such as ``"42"``)."""
         raise NotImplementedError
 
     def account_label(self, account_key: str) -> str:
-        """A human name for a CRM account, shown in admin and logs."""
+        """A human name for a CRM account, shown in admin beside its connection, jobs and
+        log. Default: the account key itself."""
         return account_key
 
     # Reading invoices -----------------------------------------------------------------------
 
     def invoice_number(self, invoice: Model) -> str:
-        """The invoice's number, shown in admin beside its sync job. Default: ``number``."""
+        """The invoice's number, shown in admin and the sync log beside its job ("Invoice
+        INV-7: …"); the same as ``HostInvoice.number``. Called when the invoice is saved, so it
+        must not query much. Default: the ``number`` attribute, or ``""``."""
         return str(getattr(invoice, "number", "") or "")
 
     def load_invoice(self, host_model: str, host_id: str) -> Model | None:
-        """The host invoice for a sync job; None when it was deleted or ``host_id`` cannot be
-        a primary key. Default: by primary key in the first of ``invoice_models`` whose label
-        is ``host_model``."""
+        """The host invoice a sync job names, or None when it no longer exists (the job then
+        removes the invoice from Xero). ``host_model`` is the model's ``"app_label.model"``
+        label and ``host_id`` its primary key as text. Default: by primary key through the
+        default manager of the one of ``invoice_models`` whose label is ``host_model``; None
+        for an id that cannot be a primary key. Override it when the default manager hides
+        invoices that must still sync, or to ``select_related`` what ``to_invoice`` reads."""
         for model in self.invoice_models():
             if model._meta.label_lower == host_model:
                 try:
@@ -84,35 +109,70 @@ class DefaultXeroAdapter:
         return None
 
     def backfill_invoices(self, account_key: str, since: datetime.date | None) -> Iterable[Model]:
-        """The account's existing invoices for ``xero_backfill`` (issued on or after ``since``
-        when given), oldest first."""
+        """Required by ``manage.py xero_backfill`` (and only by it). The account's invoices
+        that exist already, issued on or after ``since`` when it is given, oldest first, as an
+        iterable of host invoices such as a queryset. Those already in Xero and those
+        ``should_sync`` refuses are skipped. Default: raises NotImplementedError, which the
+        command reports."""
         raise NotImplementedError(
             "Implement backfill_invoices() in your adapter to use xero_backfill."
         )
 
     def should_sync(self, invoice: Model) -> bool:
-        """Whether this invoice belongs in Xero at all. Default: every invoice."""
+        """Whether this invoice belongs in Xero at all; asked before each push and by
+        ``xero_backfill``. An invoice refused here is left alone: nothing is sent, and a copy
+        already in Xero stays as it is. Default: every invoice."""
         return True
 
     def to_invoice(self, invoice: Model) -> HostInvoice:
-        """Required. The invoice as plain data (lines, taxes, payments, contact)."""
+        """Required. The invoice as plain data: a ``HostInvoice`` (``xero_integration.data``).
+
+        ``host_model`` and ``host_id`` are the invoice's ``"app_label.model"`` and primary key
+        as text; ``account_key`` as ``get_account_key`` gives it; ``number`` is the invoice
+        number Xero shows; ``contact`` a ``HostContact`` whose ``host_model`` is
+        ``contact_model()`` (so that contacts imported from Xero are recognised); ``currency``
+        an ISO code; ``due_date`` may be None only for a draft; ``status`` an
+        ``InvoiceStatus`` (draft, sent, partially_paid, paid, void; map the CRM's own values and
+        raise for one that has no match); ``lines`` at least one ``HostLine`` (item name or
+        description, quantity, unit price, at most one of the two discounts, and a ``HostTax``
+        with its components when taxed); ``total`` the total the CRM shows, tax included
+        (required: Xero's total is compared with it and a difference is flagged on the
+        invoice); ``payments`` every payment the invoice has in the CRM now as ``HostPayment``s
+        (one that disappears is removed from Xero). Called in workers and by ``xero_backfill``;
+        the plain data is all the sync rules see of the invoice."""
         raise NotImplementedError
 
     # Writing imported contacts --------------------------------------------------------------
 
     def contact_model(self) -> str:
-        """Required. The "app_label.model" of the host contacts that imports create (the same
-        as ``HostContact.host_model``)."""
+        """Required. The ``"app_label.model"`` label of the host model that contacts imported
+        from Xero become (lower case, as ``Model._meta.label_lower``): the same as the
+        ``host_model`` of the ``HostContact`` that ``to_invoice`` returns, so that an invoice to
+        an imported contact uses its Xero contact instead of creating another."""
         raise NotImplementedError
 
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
     ) -> dict[str, str]:
-        """Required. Create or update host contacts from Xero in bulk.
+        """Required. Create or update host contacts from Xero contacts, in bulk.
 
-        ``linked`` maps the Xero ContactIDs already linked to a host contact id. Return the map of
-        every Xero ContactID handled to its host contact id. A host decides here whether a field
-        staff edited in the CRM may be overwritten.
+        Called on connect (every ACTIVE contact of the organisation), for the changes read
+        every ``XERO_CONTACT_IMPORT_MINUTES`` and for webhook events, once per page of at most
+        1,000 contacts, inside that page's database transaction: an exception rolls the page
+        back and stops the import, with its message on the Xero settings page and in the sync
+        log (pages saved before it stay saved). ``contacts`` holds ``ImportedContact``s for
+        the account ``account_key``; archived and merged Xero contacts are left out before the
+        call (the app marks their links; CRM contacts are never deleted), so a page may hold
+        fewer than 1,000, and with none left the call is skipped.
+
+        ``linked`` maps the Xero ContactID of those already linked to a CRM contact to that
+        contact's primary key, as text. A linked id may name a row deleted since: create the
+        contact again and return the new id, and the link follows it. Contacts not in
+        ``linked`` are new to the CRM: create them. Return ``{ContactID: host contact primary
+        key}`` (both strings) for every contact written; one left out is not linked, and comes
+        again when it next changes in Xero. Here the host decides which fields an import may
+        overwrite (one that staff edited in the CRM, say) and keeps a page to a few queries
+        (``bulk_create``, ``bulk_update``).
         """
         raise NotImplementedError
 
@@ -132,33 +192,43 @@ class DefaultXeroAdapter:
     def record_xero_payments(
         self, invoice: Model, payments: list[RecordedPayment]
     ) -> dict[str, str]:
-        """Payments someone recorded against this invoice in Xero. Record each in the CRM (and
-        let the invoice's status follow: partially paid, paid) and return ``{PaymentID: host
-        payment id}`` for those recorded. They are never sent back to Xero, and the app never
-        deletes them there. Default: record nothing; the difference shows as drift in admin."""
+        """Payments someone recorded against this invoice in Xero (from the bank feed, say),
+        read back through webhooks and the changes read every ``XERO_CHANGES_MINUTES``, as
+        ``RecordedPayment``s (Xero's PaymentID, amount, date, reference). Record each in the
+        CRM, let the invoice's status follow (partially paid, paid), and return ``{PaymentID:
+        host payment primary key}`` (strings) for those recorded, as instances of
+        ``payment_model_label``. Saves made here create no sync job: they are never sent back
+        to Xero, and the app never deletes them there. Default: record nothing; the
+        difference shows as drift in admin."""
         return {}
 
     def remove_xero_payments(self, invoice: Model, host_ids: list[str]) -> None:
-        """Payments recorded in Xero (see ``record_xero_payments``) that were removed in Xero:
-        remove them from the CRM. Default: nothing."""
+        """Payments recorded in Xero (see ``record_xero_payments``) that someone removed in
+        Xero since: remove the CRM payments with these primary keys (strings) and let the
+        invoice's status follow. Default: nothing (the difference shows as drift)."""
 
     def payment_model_label(self) -> str:
-        """The "app_label.model" of payments ``record_xero_payments`` creates. Default: the
-        first of ``payment_models``."""
+        """The ``"app_label.model"`` label of the payments ``record_xero_payments`` creates.
+        Default: that of the first of ``payment_models``."""
         return self.payment_models()[0]._meta.label_lower
 
     # Who acts ---------------------------------------------------------------------------------
 
     def account_key_for_request(self, request: HttpRequest) -> str | None:
-        """Required. The CRM account a signed-in user acts for in this request."""
+        """Required. The CRM account the signed-in user acts for in this request, as
+        ``get_account_key`` spells it; None when the user has none (the Xero pages then answer
+        404). Every Xero page and the tile show and change only this account's connection."""
         raise NotImplementedError
 
     def can_manage_connection(self, request: HttpRequest, account_key: str) -> bool:
-        """Required. Whether this user may connect, disconnect or configure the account's Xero."""
+        """Required. Whether this request's user may connect, disconnect or configure the Xero
+        connection of ``account_key`` (choose its accounts, import contacts now). Others see
+        the connection but not its buttons, and its actions answer 403."""
         raise NotImplementedError
 
     def integrations_url(self, request: HttpRequest | None = None) -> str:
-        """Where the host's Settings → Integrations page lives (return after connecting)."""
+        """The URL of the host's Settings → Integrations page, linked from the top of the Xero
+        settings page. Default: ``"/"``."""
         return "/"
 
 

@@ -48,7 +48,7 @@ def check_adapter(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         return [
             checks.Error(
                 f"XERO_ADAPTER {path!r} does not implement: {', '.join(missing)}.",
-                hint="See the adapter section of the README for what each hook returns.",
+                hint="The adapter reference in docs/integrating.md says what each hook returns.",
                 id="xero_integration.E001",
             )
         ]
@@ -163,3 +163,86 @@ def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                     )
                 )
     return messages
+
+
+#: The blocks of the host's layout the Xero pages fill, and what goes wrong without each.
+LAYOUT_BLOCKS = {
+    "content": "the Xero pages would show nothing",
+    "extra_head": "the “Connecting to Xero…” page would never refresh by itself",
+}
+
+
+@checks.register(checks.Tags.templates)
+def check_host_layout(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004: the layout ``xero_integration/base.html`` extends (the host's ``base.html``
+    unless the host overrides it) renders the blocks the Xero pages fill."""
+    rendered = _blocks_rendered("xero_integration/base.html")
+    if rendered is None:
+        return []
+    if isinstance(rendered, str):
+        return [
+            checks.Warning(
+                rendered,
+                hint="Create a base.html with {% block content %} in its body and "
+                "{% block extra_head %} in its <head>, or override xero_integration/base.html "
+                "to extend your layout (docs/integrating.md, “Templates”).",
+                id="xero_integration.W004",
+            )
+        ]
+    return [
+        checks.Warning(
+            f"Your layout does not render the block “{block}” that the Xero pages fill: "
+            f"{consequence}.",
+            hint=f"Add {{% block {block} %}}{{% endblock %}} to your base.html"
+            + (" inside <head>" if block == "extra_head" else "")
+            + ", or override xero_integration/base.html to fill your layout's own blocks "
+            "(docs/integrating.md, “Templates”).",
+            id="xero_integration.W004",
+        )
+        for block, consequence in LAYOUT_BLOCKS.items()
+        if block not in rendered
+    ]
+
+
+def _blocks_rendered(template_name: str) -> set[str] | str | None:
+    """The names of the blocks a page extending ``template_name`` can fill; a message when its
+    chain of ``{% extends %}`` cannot be followed; None when it cannot be read statically (not
+    a Django template, or a parent named by a variable)."""
+    from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
+    from django.template.loader import get_template
+    from django.template.loader_tags import BlockNode, ExtendsNode
+
+    try:
+        template = getattr(get_template(template_name), "template", None)
+    except (TemplateDoesNotExist, TemplateSyntaxError) as exc:
+        return f"The template {template_name} cannot be loaded: {exc}"
+    if template is None:
+        return None
+    chain = [template]
+    skip = [template.origin]
+    while True:
+        extends = next((n for n in chain[-1].nodelist if isinstance(n, ExtendsNode)), None)
+        if extends is None:
+            break
+        parent_name = extends.parent_name.resolve(Context())
+        if not isinstance(parent_name, str) or not parent_name:
+            return None
+        try:
+            parent, origin = chain[-1].engine.find_template(parent_name, skip=skip)
+        except TemplateDoesNotExist:
+            return (
+                f"{chain[-1].origin.template_name} extends “{parent_name}”, which does not "
+                "exist: the Xero pages cannot be shown."
+            )
+        except TemplateSyntaxError as exc:
+            return f"The template {parent_name} cannot be loaded: {exc}"
+        chain.append(parent)
+        skip.append(origin)
+    # The outermost layout's blocks are rendered; an override further down adds the blocks it
+    # nests in one of them.
+    rendered = {block.name for block in chain[-1].nodelist.get_nodes_by_type(BlockNode)}
+    for child in reversed(chain[:-1]):
+        for block in child.nodelist.get_nodes_by_type(BlockNode):
+            if block.name in rendered:
+                rendered |= {nested.name for nested in block.nodelist.get_nodes_by_type(BlockNode)}
+    return rendered

@@ -112,8 +112,11 @@ class HostInvoice:
     tax_inclusive: bool
     status: InvoiceStatus
     lines: tuple[HostLine, ...]
+    #: The invoice's total as the CRM shows it, tax included. Required: the app compares it
+    #: with Xero's total (a difference is flagged on the invoice) and decides from it whether
+    #: the payments settle the invoice.
+    total: Decimal
     payments: tuple[HostPayment, ...] = ()
-    total: Decimal = Decimal("0")
     reference: str = ""
 
 

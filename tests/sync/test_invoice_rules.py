@@ -63,6 +63,7 @@ def invoice(**overrides: Any) -> HostInvoice:
         "tax_inclusive": False,
         "status": InvoiceStatus.SENT,
         "lines": (line(),),
+        "total": Decimal("100"),
         "reference": "PO 1",
     }
     values.update(overrides)
