@@ -280,9 +280,7 @@ def test_the_migration_disconnects_later_accounts_sharing_an_organisation() -> N
     before = [("xero_integration", "0009_organisation_scoped_links")]
     executor = MigrationExecutor(db_connection)
     # Back to the latest migrations afterwards, whatever comes after this one.
-    after = [
-        node for node in executor.loader.graph.leaf_nodes() if node[0] == "xero_integration"
-    ]
+    after = [node for node in executor.loader.graph.leaf_nodes() if node[0] == "xero_integration"]
     executor.migrate(before)
     try:
         old = executor.loader.project_state(before).apps.get_model(

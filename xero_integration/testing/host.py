@@ -64,9 +64,9 @@ def tasks_run_inline() -> Iterator[InlineTasks]:
 
     django-q2 reads ``Q_CLUSTER["sync"]`` once, at import, so overriding that setting in a test
     changes nothing; its ``Conf.SYNC`` is what ``async_task`` consults on each call. A task
-    that raises must fail the test, but the app treats a queue that raises as a broker outage
-    (the sweeper queues the work again later) and the test would only see a page waiting for
-    ever; so every task that raises is collected, with its traceback, in ``failures``.
+    that raises fails the test: its exception comes out of the save (or the request) that
+    queued it, and every task that raises is also collected, with its traceback, in
+    ``failures``, for a test that catches the exception to look at.
 
     The app queues its tasks when the database transaction commits, so they only run in tests
     whose transactions commit (pytest-django's ``transactional_db``, ``TransactionTestCase``).
