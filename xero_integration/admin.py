@@ -48,7 +48,7 @@ class XeroConnectionForm(forms.ModelForm):
 
     class Meta:
         model = XeroConnection
-        fields = ["payment_account_id", "revenue_account_code"]
+        fields = ["payment_account_id", "revenue_account_code", "untaxed_tax_type"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,7 +118,10 @@ class XeroConnectionAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Default accounts", {"fields": ["payment_account_id", "revenue_account_code"]}),
+        (
+            "Defaults",
+            {"fields": ["payment_account_id", "revenue_account_code", "untaxed_tax_type"]},
+        ),
         (
             "Authorisation",
             {
@@ -140,6 +143,15 @@ class XeroConnectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Connections are made through Xero's consent screen only.
         return False
+
+    def save_model(
+        self, request: HttpRequest, obj: XeroConnection, form: Any, change: bool
+    ) -> None:
+        if "untaxed_tax_type" in form.changed_data:
+            obj.untaxed_tax_type = obj.untaxed_tax_type.strip().upper()
+            obj.untaxed_set_by_staff = bool(obj.untaxed_tax_type)
+        obj.remember_defaults()
+        super().save_model(request, obj, form, change)
 
     def get_queryset(self, request: HttpRequest) -> Any:
         waiting = (
@@ -576,26 +588,34 @@ class TaxRateMappingAdmin(admin.ModelAdmin):
         "xero_name",
         "created_in_xero",
         "set_by_staff",
+        "needs_review",
         "account_key",
+        "tenant_id",
     ]
-    list_filter = ["created_in_xero", "set_by_staff"]
+    list_filter = ["created_in_xero", "set_by_staff", "needs_review"]
     search_fields = ["name", "tax_type", "xero_name"]
     readonly_fields = [
         "account_key",
+        "tenant_id",
         "host_id",
         "name",
         "xero_name",
         "created_in_xero",
         "set_by_staff",
+        "rate",
+        "needs_review",
     ]
     fields = [
         "account_key",
+        "tenant_id",
         "host_id",
         "name",
         "tax_type",
         "xero_name",
         "created_in_xero",
         "set_by_staff",
+        "rate",
+        "needs_review",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -604,9 +624,14 @@ class TaxRateMappingAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: TaxRateMapping, form: Any, change: bool
     ) -> None:
-        if "tax_type" in form.changed_data:
+        if "tax_type" in form.changed_data or obj.needs_review:
+            # Staff chose (or confirmed) the rate for the CRM tax as it is now: the CRM's rate
+            # is taken again at its next use.
             obj.tax_type = obj.tax_type.strip().upper()
             obj.set_by_staff = True
             obj.created_in_xero = False
-            obj.xero_name = ""
+            obj.rate = None
+            obj.needs_review = False
+            if "tax_type" in form.changed_data:
+                obj.xero_name = ""
         super().save_model(request, obj, form, change)

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, contacts
+from xero_integration import app_settings, connect, contacts, preflight
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import Call, CallRecorder
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
@@ -367,6 +367,8 @@ class Run:
         self.logged_jobs: set[int] = set()
         self.recorder = CallRecorder(on_call=self._log_call)
         self._client: XeroClient | None = None
+        #: The organisation's tax rates, read at most once a run.
+        self.tax_rates: list[dict[str, Any]] | None = None
 
     @property
     def client(self) -> XeroClient:
@@ -456,6 +458,9 @@ class Run:
                 self.outcomes[job.pk] = PENDING
             except (JobFailed, JobWaits, LostClaim, Released) as outcome:
                 self.outcomes[job.pk] = outcome
+            except AdapterFailed as exc:
+                logger.exception("The CRM's adapter failed on sync job %s", job.pk)
+                self.outcomes[job.pk] = _adapter_outcome(exc, job)
             except Exception as exc:  # a bug must leave the job retryable and readable
                 logger.exception("Sync job %s crashed", job.pk)
                 self.outcomes[job.pk] = _crashed(exc, job)
@@ -542,14 +547,42 @@ def read_invoice(
     adapter: DefaultXeroAdapter, job: SyncJob
 ) -> tuple[Any | None, HostInvoice | None]:
     """The host invoice of a job and its plain data, read consistently; (None, None) when it
-    was deleted, (instance, None) when it does not belong in Xero."""
+    was deleted, (instance, None) when it does not belong in Xero. The host's own errors come
+    out as AdapterFailed."""
     with consistent_read():
-        instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
-        if instance is None:
-            return None, None
-        if not adapter.should_sync(instance):
-            return instance, None
-        return instance, adapter.to_invoice(instance)
+        try:
+            instance = None if job.deleted else adapter.load_invoice(job.host_model, job.host_id)
+            if instance is None:
+                return None, None
+            if not adapter.should_sync(instance):
+                return instance, None
+            return instance, adapter.to_invoice(instance)
+        except Exception as exc:
+            raise AdapterFailed(exc) from exc
+
+
+class AdapterFailed(Exception):
+    """The host's adapter raised while the invoice was read: the CRM's bug or data, which
+    retrying rarely mends."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"The CRM's adapter raised {error.__class__.__name__}: {error}")
+        self.error = error
+
+
+#: Reads of an invoice whose adapter raises, before the job fails for staff to see.
+ADAPTER_ATTEMPTS = 3
+
+
+def _adapter_outcome(exc: AdapterFailed, job: SyncJob) -> JobFailed | JobWaits:
+    if job.attempts + 1 >= ADAPTER_ATTEMPTS:
+        return JobFailed(
+            f"{exc} (after {ADAPTER_ATTEMPTS} tries; nothing was sent to Xero). Fix the "
+            "invoice or the adapter, then save the invoice or retry.",
+            [{"path": "invoice", "message": str(exc)}],
+            Reason.ADAPTER,
+        )
+    return JobWaits(str(exc), backoff(job.attempts), Reason.ADAPTER)
 
 
 def _prepare(
@@ -863,6 +896,8 @@ class Push:
         self.contact_ids: dict[str, str] = {}
         self.contact_id = ""
         self.invoice_link: InvoiceLink | None = None
+        #: The CRM taxes of the invoice (their mappings are forgotten if Xero refuses one).
+        self.used_tax_mappings: list[str] = []
 
     @property
     def client(self) -> XeroClient:
@@ -997,25 +1032,16 @@ class Push:
                 [{"path": "status", "message": f"{link.xero_status.title()} in Xero."}],
                 Reason.CHANGED_IN_XERO,
             )
-        try:
-            rules.check_sendable(invoice)
-        except rules.InvoiceNotSendable as exc:
-            raise JobFailed(str(exc), [{"path": exc.field, "message": str(exc)}]) from exc
-        if not self.connection.revenue_account_code:
-            raise JobFailed(
-                "Choose the revenue account for invoice lines in Settings → Integrations → "
-                "Xero, then retry.",
-                [{"path": "revenue_account_code", "message": "No revenue account chosen."}],
-                Reason.SETUP,
-            )
+        self.preflight(invoice, link)
         contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
             self.connection, self.client, invoice.contact
         )
         self.contact_id = contact_id
         tax_types = self.tax_types(invoice)
+        untaxed = self.untaxed_tax_type() if any(not line.tax for line in invoice.lines) else ""
         self.ensure_currency(invoice.currency)
         payload = rules.invoice_payload(
-            invoice, contact_id, self.connection.revenue_account_code, tax_types
+            invoice, contact_id, self.connection.revenue_account_code, tax_types, untaxed
         )
         link = self.push_invoice(link, invoice, payload)
         if link.xero_status in ("AUTHORISED", "PAID") or invoice.payments:
@@ -1274,7 +1300,14 @@ class Push:
         text = " ".join(error.message for error in errors)
         stale = []
         if "Tax rate must be valid" in text or "TaxType code" in text:
-            TaxRateMapping.objects.of(self.connection).filter(set_by_staff=False).delete()
+            # Only what this invoice used: a refused tax never wipes the other mappings.
+            TaxRateMapping.objects.of(self.connection).filter(
+                set_by_staff=False, host_id__in=self.used_tax_mappings
+            ).delete()
+            XeroConnection.objects.filter(pk=self.connection.pk, untaxed_set_by_staff=False).update(
+                untaxed_tax_type=""
+            )
+            self.run_.tax_rates = None
             stale.append("tax rates")
         if "not subscribed to currency" in text:
             XeroConnection.objects.filter(pk=self.connection.pk).update(currencies=[])
@@ -1297,10 +1330,67 @@ class Push:
 
     # -- taxes and currencies ---------------------------------------------------------------
 
+    def preflight(self, invoice: HostInvoice, link: InvoiceLink | None) -> None:
+        """What Xero would refuse is not sent: the job waits for a fix in the CRM (or for the
+        default accounts to be chosen), with every problem named."""
+        found = preflight.check_data(invoice, self.connection, link)
+        if not found:
+            return
+        setup = {"revenue_account_code", "payment_account_id"}
+        reason = Reason.SETUP if all(p.field in setup for p in found) else Reason.NEEDS_FIX
+        raise JobFailed(" ".join(p.message for p in found), [p.as_dict() for p in found], reason)
+
+    def tax_rates(self) -> list[dict[str, Any]]:
+        """The organisation's tax rates, read once a run."""
+        if self.run_.tax_rates is None:
+            self.run_.tax_rates = self.client.tax_rates()
+        return self.run_.tax_rates
+
+    def untaxed_tax_type(self) -> str:
+        """The organisation's own rate for lines without a tax: chosen by staff, or read once
+        from its rates and kept (Australia has no NONE)."""
+        connection = self.connection
+        if connection.untaxed_tax_type:
+            return connection.untaxed_tax_type
+        chosen = rules.untaxed_rate(self.tax_rates(), connection.country_code)
+        if chosen is None:
+            raise JobFailed(
+                "The organisation has no tax rate for lines without a tax (0%, for revenue). "
+                "Choose one in admin (the Xero connection's “tax rate for untaxed lines”), "
+                "then retry.",
+                [{"path": "tax", "message": "No Xero tax rate for untaxed lines."}],
+                Reason.SETUP,
+            )
+        connection.untaxed_tax_type = str(chosen["TaxType"])
+        XeroConnection.objects.filter(pk=connection.pk, untaxed_set_by_staff=False).update(
+            untaxed_tax_type=connection.untaxed_tax_type
+        )
+        return connection.untaxed_tax_type
+
+    def staff_mapping(self, mapping: TaxRateMapping, tax: Any) -> str:
+        """Staff chose this Xero rate for the CRM tax at its rate then: a later change of the
+        CRM's rate is flagged for them, never used silently."""
+        rate = rules.effective_rate([(c.rate, c.compound) for c in tax.components])
+        if mapping.rate is None and not mapping.needs_review:
+            TaxRateMapping.objects.filter(pk=mapping.pk).update(rate=rate)
+        elif mapping.needs_review or rules.four(mapping.rate) != rate:
+            TaxRateMapping.objects.filter(pk=mapping.pk).update(needs_review=True)
+            was = f" when it was {mapping.rate.normalize():f}%" if mapping.rate is not None else ""
+            raise JobFailed(
+                f"The CRM tax “{tax.name}” is {rate.normalize():f}% now; staff mapped it to "
+                f"Xero's {mapping.xero_name or mapping.tax_type} ({mapping.tax_type}){was}. "
+                "Check the mapping in admin (Xero tax rate mappings) and save it again, then "
+                "retry.",
+                [{"path": "tax", "message": f"The mapping of {tax.name} needs a review."}],
+                Reason.SETUP,
+            )
+        return mapping.tax_type
+
     def tax_types(self, invoice: HostInvoice) -> dict[str, str]:
         import json
 
         taxes = {line.tax.host_id: line.tax for line in invoice.lines if line.tax}
+        self.used_tax_mappings = list(taxes)
         if not taxes:
             return {}
         mappings = {
@@ -1312,16 +1402,17 @@ class Push:
         for host_id, tax in taxes.items():
             mapping = mappings.get(host_id)
             components = json.dumps(rules.host_tax_signature(tax))
-            if (
-                mapping
-                and mapping.tax_type
-                and (mapping.set_by_staff or mapping.components == components)
-            ):
+            if mapping and mapping.tax_type and mapping.set_by_staff:
+                result[host_id] = self.staff_mapping(mapping, tax)
+                continue
+            if mapping and mapping.tax_type and mapping.components == components:
                 result[host_id] = mapping.tax_type
                 continue
             if rates is None:
-                rates = self.client.tax_rates()
-            match = rules.match_tax_rate(tax, rates)
+                rates = self.tax_rates()
+            match = rules.match_tax_rate(
+                tax, rates, untaxed=self.connection.untaxed_tax_type or "NONE"
+            )
             created = False
             if match is None:
                 if not app_settings.CREATE_TAX_RATES:

@@ -447,6 +447,7 @@ class SyncJob(models.Model):
         NUMBER_TAKEN = "number_taken", "Invoice number used in Xero"
         CHANGED_IN_XERO = "changed_in_xero", "Changed in Xero"
         NEEDS_FIX = "needs_fix", "Needs a fix in the CRM"
+        ADAPTER = "adapter", "The CRM's adapter failed"
         CRASHED = "crashed", "Unexpected error"
 
     account_key = models.CharField(max_length=100)

@@ -682,11 +682,12 @@ def test_a_total_that_differs_from_xeros_is_flagged_with_both_figures(xero_sandb
     assert "100.00" in log.message and "200.00" in log.message
 
 
-def test_editing_a_paid_invoice_fails_with_xeros_message(xero_sandbox, connected):
+def test_editing_the_lines_of_a_paid_invoice_is_stopped_before_xero(xero_sandbox, connected):
     tenant_id, account, _ = connected
     invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
     pay(invoice, "100.00")
     assert the_invoice(xero_sandbox, tenant_id)["Status"] == "PAID"
+    updates_before = len(writes(xero_sandbox, tenant_id, "Invoices"))
     with transaction.atomic():
         line = invoice.lines.get()
         line.description = "Edited after payment"
@@ -694,7 +695,9 @@ def test_editing_a_paid_invoice_fails_with_xeros_message(xero_sandbox, connected
         invoice.save()
     job = job_of(invoice)
     assert job.state == SyncJob.State.FAILED, "a refused edit must not be skipped silently"
-    assert "cannot be edited" in job.error, job.error
+    assert job.reason == SyncJob.Reason.NEEDS_FIX
+    assert "refuses changes to its lines" in job.error, job.error
+    assert len(writes(xero_sandbox, tenant_id, "Invoices")) == updates_before
     xero_invoice = the_invoice(xero_sandbox, tenant_id)
     assert xero_invoice["Status"] == "PAID"
     assert xero_invoice["LineItems"][0]["Description"] == "Consulting\nHours"

@@ -22,6 +22,7 @@ from django.utils import timezone
 from crm_demo.crm.models import Invoice, InvoiceLine
 from tests.factories import InvoiceFactory, InvoiceLineFactory, PaymentFactory, tax_with
 from tests.integration.conftest import WEB_CLIENT_SECRET, make_connection
+from tests.integration.invoicing import XeroUser
 from xero_integration import services
 from xero_integration.models import InvoiceLink, SyncJob, SyncLog, TaxRateMapping, XeroConnection
 
@@ -309,13 +310,16 @@ def test_the_sync_log_shows_each_call_with_status_correlation_id_and_bodies_with
     (usd_failure,) = usd_rows.filter(outcome=SyncLog.Outcome.FAILED, http_status__isnull=True)
     assert USD_MESSAGE in usd_failure.message
 
-    # A call Xero refuses (an edit of a paid invoice) is logged with its status and answer.
-    pay(invoice, "70.00")
+    # A call Xero refuses is logged with its status and answer: an edit of an invoice someone
+    # paid in Xero meanwhile (the CRM has not heard of that payment yet, so only Xero knows).
+    unpaid = make_invoice(account, [{"description": "Logged"}], number="LOG-0002")
+    link = InvoiceLink.objects.get(host_id=str(unpaid.pk))
+    XeroUser(xero_sandbox, tenant_id).pay(link.xero_invoice_id, "10.00")
     with transaction.atomic():
-        InvoiceLine.objects.filter(invoice=invoice).update(description="Edited after payment")
-        invoice.save()
-    assert job_of(invoice).state == SyncJob.State.FAILED
-    (refusal,) = SyncLog.objects.filter(host_id=str(invoice.pk), http_status__gte=400)
+        InvoiceLine.objects.filter(invoice=unpaid).update(description="Edited after payment")
+        unpaid.save()
+    assert job_of(unpaid).state == SyncJob.State.FAILED
+    (refusal,) = SyncLog.objects.filter(host_id=str(unpaid.pk), http_status__gte=400)
     assert refusal.http_status == 400
     assert refusal.correlation_id
     assert "cannot be edited" in refusal.response_body

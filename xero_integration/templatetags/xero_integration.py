@@ -70,3 +70,20 @@ def xero_invoice_status(context: template.Context, invoice: Any) -> dict[str, An
         "xero_url": url,
         "host_model": key["host_model"],
     }
+
+
+@register.inclusion_tag("xero_integration/_preflight.html", takes_context=True)
+def xero_preflight(context: template.Context, invoice: Any) -> dict[str, Any]:
+    """What Xero would refuse in the invoice, for the host's invoice form and page: found
+    without calling Xero, from what is known of the connected organisation."""
+    from xero_integration.preflight import check
+
+    request = context.get("request")
+    problems = []
+    if invoice is not None and getattr(invoice, "pk", None):
+        connection = XeroConnection.objects.filter(
+            account_key=get_adapter(request).get_account_key(invoice)
+        ).first()
+        if connection is not None and connection.status != "disconnected":
+            problems = check(invoice, get_adapter(request))
+    return {"problems": problems}
