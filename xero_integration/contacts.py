@@ -249,14 +249,21 @@ def apply_contacts(
         ):
             # Merged into another contact, or restored: invoices refused for it can go now.
             freed += 1
+        followed = None
         if written.get(xero_id) and written[xero_id] != group[0].host_id:
             # The CRM contact was deleted and the adapter made it again: follow it.
+            followed = group[0]
             group[0].host_id = written[xero_id]
         for link in group:
-            link.status = status
-            link.merged_into = merged
-            link.xero_name = str(item.get("Name") or link.xero_name)[:255]
-            link.xero_updated_at = updated
+            now = (status, merged, str(item.get("Name") or link.xero_name)[:255], updated)
+            if link is not followed and now == (
+                link.status,
+                link.merged_into,
+                link.xero_name,
+                link.xero_updated_at,
+            ):
+                continue  # unchanged: a re-import writes nothing for it
+            link.status, link.merged_into, link.xero_name, link.xero_updated_at = now
             link.updated_at = timezone.now()
             changed.append(link)
     if new_links:

@@ -341,6 +341,27 @@ def test_database_queries_per_page_do_not_grow_with_the_contacts(
     assert len(large_queries) < 100  # nowhere near a query per contact
 
 
+def test_a_second_full_import_of_unchanged_contacts_writes_nothing_for_them(
+    xero_sandbox, connect_org, owner
+) -> None:
+    connection = connect_org(contacts=300)
+    contacts.run_import(new_import(connection).pk)
+    again = new_import(connection)
+
+    with CaptureQueriesContext(db_connection) as queries:
+        contacts.run_import(again.pk)
+
+    again.refresh_from_db()
+    assert (again.state, again.imported, again.created) == (ContactImport.State.DONE, 300, 0)
+    rewrites = [
+        q["sql"][:60]
+        for q in queries
+        if q["sql"].startswith("UPDATE")
+        and ("contactlink" in q["sql"] or "crm_contact" in q["sql"])
+    ]
+    assert rewrites == []
+
+
 # ---- incremental imports -------------------------------------------------------------------
 
 
