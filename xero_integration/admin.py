@@ -24,6 +24,7 @@ from xero_integration.models import (
     SyncJob,
     SyncLog,
     TaxRateMapping,
+    WebhookEvent,
     XeroConnection,
 )
 
@@ -635,3 +636,43 @@ class TaxRateMappingAdmin(admin.ModelAdmin):
             if "tax_type" in form.changed_data:
                 obj.xero_name = ""
         super().save_model(request, obj, form, change)
+
+
+class WebhookEventStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("waiting", "Waiting"), ("failing", "Failing"), ("given_up", "Given up")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        waiting = queryset.filter(processed_at=None, given_up_at=None)
+        if self.value() == "waiting":
+            return waiting
+        if self.value() == "failing":
+            return waiting.exclude(attempts=0)
+        if self.value() == "given_up":
+            return queryset.exclude(given_up_at=None)
+        return queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The events Xero's webhooks delivered, and any whose processing keeps failing."""
+
+    list_display = [
+        "received_at",
+        "category",
+        "event_type",
+        "resource_id",
+        "tenant_id",
+        "processed_at",
+        "attempts",
+        "error",
+        "given_up_at",
+    ]
+    list_filter = [WebhookEventStateFilter, "category"]
+    search_fields = ["resource_id", "tenant_id", "error"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -663,6 +663,13 @@ class WebhookEvent(models.Model):
     event_date = models.CharField(max_length=40)
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Tries that failed, and why the last one did; after MAX_ATTEMPTS the event is given up
+    # (the periodic reads still bring its change in) and shows in admin.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    given_up_at = models.DateTimeField(null=True, blank=True)
+
+    MAX_ATTEMPTS = 12
 
     class Meta:
         constraints = [

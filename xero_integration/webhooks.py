@@ -77,7 +77,9 @@ def process() -> int:
     """Act on the events not processed yet: read the changed contacts of each connected
     organisation from Xero and write them into the CRM. Events of an organisation that cannot
     be read now stay for the next run."""
-    pending = list(WebhookEvent.objects.filter(processed_at=None).order_by("pk")[:5000])
+    pending = list(
+        WebhookEvent.objects.filter(processed_at=None, given_up_at=None).order_by("pk")[:5000]
+    )
     done: list[int] = []
     by_tenant: dict[tuple[str, str], list[WebhookEvent]] = {}
     for event in pending:
@@ -99,12 +101,35 @@ def process() -> int:
                 _refresh(connection, ids, adapter)
             else:
                 _refresh_invoices(connection, ids)
-        except (XeroError, ConnectionNotReady) as exc:
-            logger.info("Webhook %s events for %s wait: %s", category.lower(), tenant_id, exc)
+        except Exception as exc:  # kept with its error; tried again, then given up
+            _failed(events, exc)
             continue
         done.extend(event.pk for event in events)
     WebhookEvent.objects.filter(pk__in=done).update(processed_at=timezone.now())
     return len(done)
+
+
+def _failed(events: list[WebhookEvent], exc: Exception) -> None:
+    """Keep why processing failed on each event; after MAX_ATTEMPTS give it up, loudly."""
+    transient = isinstance(exc, (XeroError, ConnectionNotReady))
+    message = f"{exc.__class__.__name__}: {exc}"[:2000]
+    now = timezone.now()
+    given_up = 0
+    for event in events:
+        event.attempts += 1
+        event.error = message
+        if event.attempts >= WebhookEvent.MAX_ATTEMPTS:
+            event.given_up_at = now
+            given_up += 1
+    WebhookEvent.objects.bulk_update(events, ["attempts", "error", "given_up_at"])
+    log = logger.warning if transient and not given_up else logger.error
+    log(
+        "Xero webhook events (%s) could not be processed%s: %s",
+        len(events),
+        f"; {given_up} given up after {WebhookEvent.MAX_ATTEMPTS} tries" if given_up else "",
+        message,
+        exc_info=not transient,
+    )
 
 
 def _refresh(connection: XeroConnection, ids: list[str], adapter: Any) -> None:

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from crm_demo.crm.models import Contact
 from tests.integration.conftest import make_connection
-from xero_integration import contacts
+from xero_integration import contacts, webhooks
 from xero_integration.models import ContactLink, WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,3 +146,29 @@ def test_xero_reaches_the_webhook_when_the_host_requires_sign_in_everywhere(
     assert WebhookEvent.objects.count() == 1
     # The rest of the integration still asks for sign-in.
     assert client.get(reverse("xero_integration:settings")).status_code == 302
+
+
+def test_events_that_keep_failing_keep_their_error_and_are_given_up_visibly(
+    xero_sandbox, xero_app, owner, client, webhook_key, admin_client, caplog, client_retries_at_once
+):
+    org = xero_sandbox.create_organisation(name="Failing Ltd")
+    make_connection(xero_sandbox, xero_app, org["tenant_id"], str(owner.account_id))
+    xero_sandbox.add_fault("GET", "/api.xro/2.0/Contacts*", "500", count=1000)
+    body = json.dumps({"events": [event(org["tenant_id"], "c-1")]}).encode()
+    with caplog.at_level("WARNING", logger="xero_integration.webhooks"):
+        assert post(client, body, signed(body)).status_code == 200
+
+    kept = WebhookEvent.objects.get()
+    assert kept.processed_at is None and kept.attempts == 1 and "500" in kept.error
+    assert any(r.levelname == "WARNING" for r in caplog.records)
+    for _ in range(WebhookEvent.MAX_ATTEMPTS - 1):
+        webhooks.process()
+    kept.refresh_from_db()
+    assert kept.given_up_at is not None and kept.attempts == WebhookEvent.MAX_ATTEMPTS
+    webhooks.process()  # given up: not tried again
+    assert WebhookEvent.objects.get().attempts == WebhookEvent.MAX_ATTEMPTS
+
+    page = admin_client.get(
+        reverse("admin:xero_integration_webhookevent_changelist"), {"state": "given_up"}
+    )
+    assert page.status_code == 200 and "c-1" in page.content.decode()
