@@ -117,3 +117,17 @@ def check_drift() -> int:
     from xero_integration import readback
 
     return readback.check_drift_everywhere()
+
+
+def count_history(backfill_id: int) -> None:
+    """Count the invoices an organisation lacks from before the connection (the dry run)."""
+    from xero_integration import history
+
+    history.count(backfill_id)
+
+
+def send_history(backfill_id: int) -> None:
+    """Send one batch of the invoices created before connecting, then queue the next."""
+    from xero_integration import history
+
+    history.send(backfill_id)
