@@ -177,3 +177,6 @@ XERO_CREATE_TAX_RATES = env.bool("XERO_CREATE_TAX_RATES", default=True)
 XERO_RETRY_BASE_SECONDS = env.float("XERO_RETRY_BASE_SECONDS", default=30.0)
 XERO_CALLS_PER_MINUTE = env.int("XERO_CALLS_PER_MINUTE", default=60)
 XERO_WEBHOOK_KEY = env.str("XERO_WEBHOOK_KEY", default="")
+# The CRM's own address, for the link in alert emails (the demo prints them on the console).
+XERO_SITE_URL = env.str("XERO_SITE_URL", default="http://127.0.0.1:8000")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Demo CRM <crm@example.com>")

@@ -149,6 +149,12 @@ class AppSettings:
         return int(self._setting("FAILING_MINUTES", 60))
 
     @property
+    def SITE_URL(self) -> str:
+        """The CRM's address (``https://crm.example.com``), for links in alert emails; empty:
+        the emails name the page instead of linking to it."""
+        return str(self._setting("SITE_URL", "")).rstrip("/")
+
+    @property
     def CALLS_PER_MINUTE(self) -> int:
         """Calls a minute to one organisation (Xero allows 60; lower it to leave room for
         other apps)."""

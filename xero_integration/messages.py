@@ -701,6 +701,7 @@ USER_EVENTS: dict[str, tuple[str | Promise, str | Promise]] = {
     "invoice_sent_again": (_("Invoice sent again"), _("Invoice sent again")),
     "xero_changes": (_("Change made in Xero"), _("Change made in Xero not applied")),
     "backfill": (_("Earlier invoices"), _("Earlier invoices")),
+    "alert": (_("Email alert sent"), _("Email alert sent")),
 }
 
 #: Outcomes that are not user events for an action (a sync that waits will run again).

@@ -119,6 +119,13 @@ def check_drift() -> int:
     return readback.check_drift_everywhere()
 
 
+def send_alerts() -> int:
+    """Email account managers about a connection to reconnect or syncs failing (once each)."""
+    from xero_integration import alerts
+
+    return alerts.send_due()
+
+
 def count_history(backfill_id: int) -> None:
     """Count the invoices an organisation lacks from before the connection (the dry run)."""
     from xero_integration import history
