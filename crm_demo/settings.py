@@ -89,9 +89,19 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
-    # Several processes (web server, worker, sandbox callbacks) share one SQLite file in the demo:
-    # wait for the write lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Several processes (web server, workers, webhooks) share one SQLite file in the
+            # demo: a writer waits for the lock (up to 20 s) instead of failing at once...
+            "timeout": 20,
+            # ...which SQLite allows only to a transaction that takes the write lock when it
+            # begins: one that read first (DEFERRED, the default) and then writes is refused
+            # at once with "database is locked", whatever the timeout.
+            "transaction_mode": "IMMEDIATE",
+            # Write-ahead logging: readers neither wait for the writer nor hold it up.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
     # Tests get a file too: an in-memory database fails a waiting writer at once instead of
     # letting it wait, so the tests of concurrent workers would not test what runs here.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
