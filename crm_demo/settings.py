@@ -172,8 +172,36 @@ XERO_USE_LEGACY_SCOPES = env.bool("XERO_USE_LEGACY_SCOPES", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # Xero's Intent to Receive check is refused (401) on purpose: not a failure to show.
+        "hide_intent_to_receive": {"()": "crm_demo.logfilters.HideIntentToReceive"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["hide_intent_to_receive"],
+        },
+        "server": {
+            "class": "logging.StreamHandler",
+            "formatter": "server",
+            "filters": ["hide_intent_to_receive"],
+        },
+    },
+    "loggers": {
+        # Django's own console handler would print its request warnings a second time: they
+        # reach the root's.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
