@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -22,6 +23,8 @@ from xero_integration.models import HistoryBackfill, SyncJob, XeroConnection
 State = HistoryBackfill.State
 #: Host ids asked about in one query when reading the progress.
 CHUNK = 500
+#: A count or a sending that has not moved for this long has lost its task.
+LOST_AFTER = timedelta(minutes=2)
 
 
 def current(connection: XeroConnection | None) -> HistoryBackfill | None:
@@ -50,9 +53,28 @@ def recount(found: HistoryBackfill) -> None:
     if (
         HistoryBackfill.objects.filter(pk=found.pk)
         .exclude(state=State.SENDING)
-        .update(state=State.COUNTING, queued=[], waiting_for="", started_at=None, finished_at=None)
+        .update(
+            state=State.COUNTING,
+            queued=[],
+            waiting_for="",
+            started_at=None,
+            finished_at=None,
+            updated_at=timezone.now(),
+        )
     ):
         _dispatch("count_history", found.pk)
+
+
+def nudge(found: HistoryBackfill) -> None:
+    """Queue again a count or a sending whose task seems lost (the broker was down, a worker
+    was killed): nothing has moved for a while. The tasks check the state, so a second one
+    that finds the work done does nothing."""
+    if timezone.now() - found.updated_at < LOST_AFTER:
+        return
+    if found.state == State.COUNTING:
+        _dispatch("count_history", found.pk)
+    elif found.state == State.SENDING:
+        _dispatch("send_history", found.pk)
 
 
 def count(backfill_id: int) -> None:
@@ -99,6 +121,12 @@ def send(backfill_id: int) -> None:
         backfill.queue(connection, planned)
         found.queued = [[entry["host_model"], entry["host_id"]] for entry in planned.invoices]
         found.invoices = len(found.queued)
+        if not found.queued:
+            # They all reached Xero another way since they were counted.
+            HistoryBackfill.objects.filter(pk=found.pk, state=State.SENDING).update(
+                state=State.DONE, invoices=0, finished_at=timezone.now(), updated_at=timezone.now()
+            )
+            return
         found.save(update_fields=["queued", "invoices", "updated_at"])
         backfill.log(
             connection,

@@ -63,6 +63,15 @@ NUMBER_TAKEN_STAFF = (
     "invoice already in Xero”; otherwise the CRM invoice is renumbered, then Retry."
 )
 
+RECONNECT_USER = _(
+    "Waiting for the Xero connection: it goes once an owner or admin reconnects in Settings → "
+    "Integrations → Xero."
+)
+RECONNECT_STAFF = (
+    "The connection is disconnected or needs re-authorisation (invalid_grant, 403). The job "
+    "waits without a time and runs after the reconnect."
+)
+
 #: Xero's refusals the integration knows, in Xero's words. Field paths and our transport
 #: wrapper around them ("Xero answered 400 to PUT /Invoices …") do not matter: rows search.
 XERO_REFUSALS: tuple[Meaning, ...] = (
@@ -409,12 +418,18 @@ OUR_REASONS: tuple[Meaning, ...] = (
     ),
     Meaning(
         "reconnect",
-        _(
-            "Waiting for the Xero connection: it goes once an owner or admin reconnects in "
-            "Settings → Integrations → Xero."
+        RECONNECT_USER,
+        RECONNECT_STAFF,
+        _p(r"not connected to Xero|to be reconnected to Xero|needs reconnecting"),
+        examples=(
+            "This CRM account is not connected to Xero.",
+            "The Xero connection needs reconnecting.",
         ),
-        "The connection is disconnected or needs re-authorisation (invalid_grant, 403). The "
-        "job waits without a time and runs after the reconnect.",
+    ),
+    Meaning(
+        "reconnect",
+        RECONNECT_USER,
+        RECONNECT_STAFF,
         reasons=(Reason.RECONNECT,),
         examples=("Waiting for the CRM account to be reconnected to Xero.",),
     ),

@@ -136,6 +136,7 @@ def _history_context(connection: XeroConnection | None) -> dict:
         return {}
     if found.state == HistoryBackfill.State.SENDING:
         history.finish_if_done(found)
+    history.nudge(found)
     reached = history.progress(found) if found.queued else None
     return {
         "backfill": found,

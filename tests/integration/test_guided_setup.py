@@ -239,3 +239,46 @@ def connect_owner(owner, xero_sandbox, xero_app) -> Any:
         return connection
 
     return connect
+
+
+def test_a_count_or_a_sending_whose_task_was_lost_is_queued_again(
+    owner, owner_client, connect_owner, monkeypatch
+):
+    from django.utils import timezone
+
+    earlier_invoices(owner.account, 2)
+    connect_owner()
+    page_text(owner_client)
+    found = HistoryBackfill.objects.get()
+    queued: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: queued.append((path, args)))
+    owner_client.post(reverse("xero_integration:send_history"))
+    assert queued == [("xero_integration.tasks.send_history", (found.pk,))]
+
+    queued.clear()
+    page_text(owner_client)
+    assert queued == []  # a task was queued a moment ago
+    HistoryBackfill.objects.update(updated_at=timezone.now() - datetime.timedelta(minutes=3))
+    page_text(owner_client)
+    assert queued == [("xero_integration.tasks.send_history", (found.pk,))]
+
+
+def test_a_sending_finds_nothing_left_when_the_invoices_went_another_way(
+    owner, owner_client, connect_owner, monkeypatch
+):
+    made = earlier_invoices(owner.account, 1)
+    connect_owner()
+    page_text(owner_client)
+    found = HistoryBackfill.objects.get()
+    # Since counted, the invoice was sent on its own (edited and saved, say).
+    SyncJob.objects.create(
+        account_key=str(owner.account_id),
+        host_model="crm.invoice",
+        host_id=str(made[0].pk),
+        state=SyncJob.State.PENDING,
+    )
+    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: None)
+    owner_client.post(reverse("xero_integration:send_history"))
+    tasks.send_history(found.pk)
+    assert HistoryBackfill.objects.get().state == HistoryBackfill.State.DONE
+    assert "Every invoice created before connecting is in Xero." in page_text(owner_client)

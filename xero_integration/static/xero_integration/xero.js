@@ -23,10 +23,13 @@
   });
 
   // [data-xero-poll="url"]: the section is fetched again every few seconds and replaced,
-  // until the fresh copy no longer asks to be polled (the task is done).
-  var EVERY_MS = 1500;
+  // until the fresh copy no longer asks to be polled (the task is done). While nothing changes
+  // (a sending that waits hours for Xero's daily limit) or the server does not answer, it asks
+  // less and less often.
+  var FIRST_MS = 1500;
+  var LONGEST_MS = 30000;
 
-  function follow(section) {
+  function follow(section, delay) {
     var url = section.getAttribute("data-xero-poll");
     if (!url) {
       return;
@@ -43,16 +46,20 @@
           var holder = document.createElement("template");
           holder.innerHTML = html.trim();
           var fresh = holder.content.firstElementChild;
-          if (fresh) {
-            section.replaceWith(fresh);
-            follow(fresh);
+          if (!fresh) {
+            return;
           }
+          var same = fresh.outerHTML === section.outerHTML;
+          section.replaceWith(fresh);
+          follow(fresh, same ? Math.min(delay * 2, LONGEST_MS) : FIRST_MS);
         })
         .catch(function () {
-          follow(section);
+          follow(section, Math.min(delay * 2, LONGEST_MS));
         });
-    }, EVERY_MS);
+    }, delay);
   }
 
-  document.querySelectorAll("[data-xero-poll]").forEach(follow);
+  document.querySelectorAll("[data-xero-poll]").forEach(function (section) {
+    follow(section, FIRST_MS);
+  });
 })();
