@@ -145,9 +145,10 @@ def configure_sandbox(env_values: dict[str, str], fresh_state: bool) -> None:
             control("POST", "organisations", organisation)
 
 
-def register_webhook(env_values: dict[str, str], web: subprocess.Popen) -> None:
+def register_webhook(env_values: dict[str, str], web: subprocess.Popen) -> bool:
     """Once the web server answers, point the sandbox's webhooks at it (Intent to Receive
-    runs against the CRM's endpoint), so contact changes made in the sandbox arrive at once."""
+    runs against the CRM's endpoint), so contact changes made in the sandbox arrive at once.
+    True when they are registered."""
     webhook_url = f"http://{WEB_HOST}:{WEB_PORT}/integrations/xero/webhooks/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and web.poll() is None:
@@ -160,6 +161,30 @@ def register_webhook(env_values: dict[str, str], web: subprocess.Popen) -> None:
         control("POST", "webhooks", {"url": webhook_url, "key": env_values["XERO_WEBHOOK_KEY"]})
     except (urllib.error.URLError, OSError) as exc:
         print(f"Webhooks not registered ({exc}); contact changes arrive by the schedule.")
+        return False
+    return True
+
+
+def banner(webhooks: bool) -> str:
+    """What the demo prints once everything answers."""
+    lines = [
+        "",
+        f"  Demo CRM:      http://{WEB_HOST}:{WEB_PORT}/",
+        f"  Sign in as:    {DEMO_EMAIL} / {DEMO_PASSWORD}",
+        f"  Admin:         http://{WEB_HOST}:{WEB_PORT}/admin/  (the same sign-in: the demo",
+        "                 user is a superuser; operator@example.com, same password, is staff",
+        "                 who review syncs)",
+        f'  Xero sandbox:  {SANDBOX_URL}/_sandbox/  (what has arrived "in Xero")',
+        "  Emails:        alerts to the account's managers are printed here (console backend).",
+    ]
+    if webhooks:
+        lines += [
+            "  Webhooks:      registered. Xero's Intent to Receive check sent deliberately",
+            "                 mis-signed calls, which the CRM refused with 401 as Xero requires",
+            "                 (those lines are not printed: they are not failures).",
+        ]
+    lines += ["  Stop with Ctrl-C.", ""]
+    return "\n".join(lines)
 
 
 def run() -> None:
@@ -204,15 +229,8 @@ def run() -> None:
                 [sys.executable, manage_py, "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"]
             )
         )
-        register_webhook(env_values, processes[-1])
-        print(
-            "\n"
-            f"  Demo CRM:      http://{WEB_HOST}:{WEB_PORT}/\n"
-            f"  Sign in as:    {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-            f'  Xero sandbox:  {SANDBOX_URL}/_sandbox/  (what has arrived "in Xero")\n'
-            "  Stop with Ctrl-C.\n",
-            flush=True,
-        )
+        webhooks = register_webhook(env_values, processes[-1])
+        print(banner(webhooks), flush=True)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("A demo process stopped; stopping the others.", file=sys.stderr)

@@ -89,9 +89,19 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)
-    # Several processes (web server, worker, sandbox callbacks) share one SQLite file in the demo:
-    # wait for the write lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Several processes (web server, workers, webhooks) share one SQLite file in the
+            # demo: a writer waits for the lock (up to 20 s) instead of failing at once...
+            "timeout": 20,
+            # ...which SQLite allows only to a transaction that takes the write lock when it
+            # begins: one that read first (DEFERRED, the default) and then writes is refused
+            # at once with "database is locked", whatever the timeout.
+            "transaction_mode": "IMMEDIATE",
+            # Write-ahead logging: readers neither wait for the writer nor hold it up.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        }
+    )
     # Tests get a file too: an in-memory database fails a waiting writer at once instead of
     # letting it wait, so the tests of concurrent workers would not test what runs here.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
@@ -162,8 +172,36 @@ XERO_USE_LEGACY_SCOPES = env.bool("XERO_USE_LEGACY_SCOPES", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # Xero's Intent to Receive check is refused (401) on purpose: not a failure to show.
+        "hide_intent_to_receive": {"()": "crm_demo.logfilters.HideIntentToReceive"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["hide_intent_to_receive"],
+        },
+        "server": {
+            "class": "logging.StreamHandler",
+            "formatter": "server",
+            "filters": ["hide_intent_to_receive"],
+        },
+    },
+    "loggers": {
+        # Django's own console handler would print its request warnings a second time: they
+        # reach the root's.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
@@ -177,3 +215,6 @@ XERO_CREATE_TAX_RATES = env.bool("XERO_CREATE_TAX_RATES", default=True)
 XERO_RETRY_BASE_SECONDS = env.float("XERO_RETRY_BASE_SECONDS", default=30.0)
 XERO_CALLS_PER_MINUTE = env.int("XERO_CALLS_PER_MINUTE", default=60)
 XERO_WEBHOOK_KEY = env.str("XERO_WEBHOOK_KEY", default="")
+# The CRM's own address, for the link in alert emails (the demo prints them on the console).
+XERO_SITE_URL = env.str("XERO_SITE_URL", default="http://127.0.0.1:8000")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Demo CRM <crm@example.com>")

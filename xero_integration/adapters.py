@@ -231,6 +231,20 @@ class DefaultXeroAdapter:
         settings page. Default: ``"/"``."""
         return "/"
 
+    def alert_recipients(self, account_key: str) -> list[str]:
+        """The email addresses that get the account's Xero alerts (a connection to reconnect,
+        syncs failing for an hour, the daily digest): its managers. Default: the address of
+        whoever connected the account."""
+        from xero_integration.models import XeroConnection
+
+        connection = (
+            XeroConnection.objects.filter(account_key=account_key)
+            .select_related("connected_by")
+            .first()
+        )
+        email = getattr(connection.connected_by, "email", "") if connection else ""
+        return [email] if email else []
+
 
 def host_key(instance: Model) -> tuple[str, str]:
     """The ``(host_model, host_id)`` the integration records for a host object: the model's

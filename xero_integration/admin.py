@@ -9,10 +9,13 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 
-from xero_integration import connect, contacts, invoices, outbox, services
+from xero_integration import connect, contacts, health, invoices, outbox, services
 from xero_integration.adapters import find_invoice, get_adapter, host_key
+from xero_integration.messages import explain_job
 from xero_integration.models import (
     ConnectAttempt,
     ConnectionStatus,
@@ -145,15 +148,6 @@ class XeroConnectionAdmin(admin.ModelAdmin):
         # Connections are made through Xero's consent screen only.
         return False
 
-    def save_model(
-        self, request: HttpRequest, obj: XeroConnection, form: Any, change: bool
-    ) -> None:
-        if "untaxed_tax_type" in form.changed_data:
-            obj.untaxed_tax_type = obj.untaxed_tax_type.strip().upper()
-            obj.untaxed_set_by_staff = bool(obj.untaxed_tax_type)
-        obj.remember_defaults()
-        super().save_model(request, obj, form, change)
-
     def get_queryset(self, request: HttpRequest) -> Any:
         waiting = (
             SyncJob.objects.filter(
@@ -175,6 +169,19 @@ class XeroConnectionAdmin(admin.ModelAdmin):
             account_key=obj.account_key,
             state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
         ).count()
+
+    def save_model(
+        self, request: HttpRequest, obj: XeroConnection, form: Any, change: bool
+    ) -> None:
+        # As on the settings page: the choice is kept for this organisation (a reconnect or a
+        # switch back finds it), and invoices that failed for want of it are sent now.
+        if "untaxed_tax_type" in form.changed_data:
+            obj.untaxed_tax_type = obj.untaxed_tax_type.strip().upper()
+            obj.untaxed_set_by_staff = bool(obj.untaxed_tax_type)
+        obj.remember_defaults()
+        super().save_model(request, obj, form, change)
+        if obj.is_connected and obj.revenue_account_code:
+            outbox.requeue_account(obj.account_key, reasons=(SyncJob.Reason.SETUP,))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting the row would leave the connection live in Xero and its tokens unrevoked;
@@ -243,7 +250,8 @@ class ConnectAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every call to Xero and what Xero answered, newest first (secrets redacted)."""
 
-    list_display = ["created_at", "account_key", "action", "outcome", "http_status", "message"]
+    # Short columns, so that the message keeps its room beside the filters at 1,280 px.
+    list_display = ["when", "account", "short_action", "result", "summary"]
     list_filter = ["outcome", "action", "created_at"]
     search_fields = ["message", "correlation_id", "account_key", "host_id"]
     readonly_fields = [
@@ -261,6 +269,41 @@ class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "request_body",
         "response_body",
     ]
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj: SyncLog) -> str:
+        return date_format(localtime(obj.created_at), "j M H:i:s")
+
+    @admin.display(description="account", ordering="account_key")
+    def account(self, obj: SyncLog) -> str:
+        return get_adapter().account_label(obj.account_key)
+
+    @admin.display(description="action", ordering="action")
+    def short_action(self, obj: SyncLog) -> str:
+        # The API's prefix and a call's query string (where=…, summarizeErrors=…) would widen
+        # the column; both stay on the entry's own page.
+        return obj.action.split("?", 1)[0].replace(API_PREFIX, "")
+
+    @admin.display(description="result", ordering="outcome")
+    def result(self, obj: SyncLog) -> str:
+        status = f" {obj.http_status}" if obj.http_status else ""
+        return f"{obj.get_outcome_display()}{status}"
+
+    @admin.display(description="message")
+    def summary(self, obj: SyncLog) -> str:
+        shown = obj.message
+        if len(shown) > SUMMARY_LENGTH:
+            shown = shown[:SUMMARY_LENGTH].rstrip() + "…"
+        # A long token (a URL, an id) wraps instead of widening the table.
+        return format_html(
+            '<span title="{}" style="overflow-wrap: anywhere">{}</span>', obj.message, shown
+        )
+
+
+#: How much of a long message the sync log's list shows (the whole is on the entry's page).
+SUMMARY_LENGTH = 160
+#: The Accounting API's path prefix, left out of the sync log's list.
+API_PREFIX = "/api.xro/2.0"
 
 
 @admin.register(ContactImport)
@@ -336,7 +379,9 @@ class ContactLinkAdmin(admin.ModelAdmin):
 
 
 def _error_summary(job: SyncJob) -> str:
-    return job.error[:200]
+    if len(job.error) <= SUMMARY_LENGTH:
+        return job.error
+    return format_html('<span title="{}">{}…</span>', job.error, job.error[:SUMMARY_LENGTH])
 
 
 class SyncJobAdmin(admin.ModelAdmin):
@@ -350,6 +395,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "reason",
         "attempts",
         "error_message",
+        "meaning",
         "updated_at",
     ]
     list_filter = [
@@ -378,6 +424,8 @@ class SyncJobAdmin(admin.ModelAdmin):
         "ambiguous",
         "reason",
         "error",
+        "meaning",
+        "user_sees",
         "error_fields",
         "xero_link",
         "created_at",
@@ -404,6 +452,20 @@ class SyncJobAdmin(admin.ModelAdmin):
     @admin.display(description="Xero's message")
     def error_message(self, obj: SyncJob) -> str:
         return _error_summary(obj)
+
+    @admin.display(description="What it means")
+    def meaning(self, obj: SyncJob) -> str:
+        """The staff text of the job's trouble (empty for jobs that are fine)."""
+        if obj.state in (SyncJob.State.DONE, SyncJob.State.RESOLVED) or not (
+            obj.error or obj.reason
+        ):
+            return ""
+        return explain_job(obj).staff
+
+    @admin.display(description="What the CRM's users read")
+    def user_sees(self, obj: SyncJob) -> str:
+        connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
+        return health.invoice_sync(obj, None, connection).sentence or "—"
 
     @admin.display(description="In Xero")
     def xero_link(self, obj: SyncJob) -> str:
@@ -485,10 +547,27 @@ admin.site.register(SyncJob, SyncJobAdmin)
 
 @admin.register(FailedSyncJob)
 class FailedSyncJobAdmin(SyncJobAdmin):
-    """Only the jobs Xero refused: what staff must look at."""
+    """What staff must look at: jobs Xero refused, and jobs that keep meeting trouble
+    (``XERO_FAILING_ATTEMPTS`` tries, or ``XERO_FAILING_MINUTES`` of trouble) before they give
+    up."""
+
+    list_display = [
+        "number",
+        "account",
+        "state",
+        "reason",
+        "attempts",
+        "failing_since",
+        "error_message",
+        "meaning",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).filter(state=SyncJob.State.FAILED)
+        return health.troubled(super().get_queryset(request))
+
+    @admin.display(description="In trouble since", ordering="failing_since")
+    def failing_since(self, obj: SyncJob) -> Any:
+        return getattr(obj, "failing_since", None) or obj.updated_at
 
 
 @admin.register(InvoiceLink)

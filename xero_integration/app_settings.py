@@ -137,6 +137,24 @@ class AppSettings:
         return float(self._setting("RETRY_BASE_SECONDS", 30.0))
 
     @property
+    def FAILING_ATTEMPTS(self) -> int:
+        """A waiting sync job that has met trouble this many times in a row counts as failing
+        (admin's "Failed syncs", the health shown to users, alerts)."""
+        return int(self._setting("FAILING_ATTEMPTS", 5))
+
+    @property
+    def FAILING_MINUTES(self) -> int:
+        """A sync job in trouble for this long counts as failing, however few its tries; the
+        account's managers are alerted once its trouble lasts this long."""
+        return int(self._setting("FAILING_MINUTES", 60))
+
+    @property
+    def SITE_URL(self) -> str:
+        """The CRM's address (``https://crm.example.com``), for links in alert emails; empty:
+        the emails name the page instead of linking to it."""
+        return str(self._setting("SITE_URL", "")).rstrip("/")
+
+    @property
     def CALLS_PER_MINUTE(self) -> int:
         """Calls a minute to one organisation (Xero allows 60; lower it to leave room for
         other apps)."""

@@ -1,4 +1,9 @@
-"""Sending a CRM's existing invoices to Xero in batches, paced to the organisation's limits."""
+"""Sending a CRM's existing invoices to Xero in batches, paced to the organisation's limits.
+
+The engine of ``xero_backfill`` and of the settings page's "Send the invoices created before
+connecting" (``history.py``): ``plan`` is the dry run, ``queue`` puts the invoices in the
+outbox, ``step`` runs one batch and says what comes next, ``drain`` steps until done.
+"""
 
 from __future__ import annotations
 
@@ -45,15 +50,42 @@ class Plan:
         currencies = 3 * len(self.currencies)
         return batches + payment_batches + contacts + taxes + currencies
 
+    def seconds(self) -> float:
+        """How long sending it takes at the organisation's pace."""
+        return seconds_for(self.calls)
 
-def plan(connection: XeroConnection, since: datetime.date | None) -> Plan:
-    """The invoices of the account not yet in Xero, as a backfill would send them."""
+
+#: Calls a day Xero allows one organisation (fewer on some plans; the limiter learns the rest).
+DAY_LIMIT = 5000
+
+
+def seconds_for(calls: int) -> float:
+    """How long this many calls take at the organisation's pace: ``XERO_CALLS_PER_MINUTE``,
+    and a day's wait for each 5,000 calls beyond the first."""
+    days = (calls - 1) // DAY_LIMIT if calls else 0
+    return days * 86400 + (calls - days * DAY_LIMIT) * 60 / app_settings.CALLS_PER_MINUTE
+
+
+def plan(
+    connection: XeroConnection, since: datetime.date | None, skip_queued: bool = False
+) -> Plan:
+    """The invoices of the account not yet in Xero, as a backfill would send them.
+
+    With ``skip_queued``, invoices whose sync job is on its way, failed or was resolved by
+    staff are left to that job (only those never sent, or sent to another organisation, count).
+    """
     adapter = get_adapter()
     linked = set(
         InvoiceLink.objects.of(connection)
         .exclude(xero_invoice_id="")
         .values_list("host_id", flat=True)
     )
+    if skip_queued:
+        linked |= set(
+            SyncJob.objects.filter(account_key=connection.account_key)
+            .exclude(state=SyncJob.State.DONE)
+            .values_list("host_id", flat=True)
+        )
     contact_links = set(
         ContactLink.objects.of(connection)
         .exclude(xero_contact_id=None)
@@ -110,10 +142,63 @@ def queue(connection: XeroConnection, backfill_plan: Plan) -> int:
 
 
 def remaining(connection: XeroConnection) -> int:
+    """The account's jobs still on their way to Xero."""
     return SyncJob.objects.filter(
         account_key=connection.account_key,
         state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
     ).count()
+
+
+@dataclass
+class Step:
+    """One batch of a backfill and what comes next.
+
+    ``wait`` is how long until more can run (None: nothing will until the account is
+    reconnected); ``waiting_for`` says why: ``workers`` (others hold the rest), ``connection``
+    or ``limits`` (Xero's minute or day).
+    """
+
+    ran: int
+    left: int
+    wait: float | None = 0.0
+    waiting_for: str = ""
+
+    @property
+    def note(self) -> str:
+        """The command line's words for the wait."""
+        if self.waiting_for == "workers":
+            return "waiting for other workers"
+        if self.waiting_for == "connection":
+            return "waiting for the connection (reconnect in the CRM)"
+        if self.waiting_for == "limits":
+            return f"waiting {self.wait:,.0f} s for Xero's limits"
+        return ""
+
+
+def step(connection: XeroConnection, max_idle: float = 3600.0) -> Step:
+    """Run one batch of the account's due jobs (up to 50, in shared calls)."""
+    ran = invoices.run_batch(connection.account_key)
+    left = remaining(connection)
+    if ran or not left:
+        return Step(ran, left)
+    next_due = (
+        SyncJob.objects.filter(account_key=connection.account_key, state=SyncJob.State.WAITING)
+        .exclude(not_before=None)
+        .order_by("not_before")
+        .values_list("not_before", flat=True)
+        .first()
+    )
+    if next_due is None:
+        running = SyncJob.objects.filter(
+            account_key=connection.account_key, state=SyncJob.State.RUNNING
+        ).exists()
+        connection.refresh_from_db()
+        if running or connection.is_connected:
+            # Other workers hold the rest, or a reconnect made them due: look again soon.
+            return Step(0, left, 5.0, "workers")
+        return Step(0, left, None, "connection")
+    pause = max(1.0, min(max_idle, (next_due - timezone.now()).total_seconds()))
+    return Step(0, left, pause, "limits")
 
 
 def drain(
@@ -126,38 +211,20 @@ def drain(
     minute, or the day's budget) make jobs wait, wait with them rather than fail."""
     total = remaining(connection)
     while True:
-        ran = invoices.run_batch(connection.account_key)
-        left = remaining(connection)
-        if ran:
-            progress(total - left, total, "")
+        done = step(connection, max_idle)
+        if done.ran:
+            progress(total - done.left, total, "")
             continue
-        if not left:
+        if not done.left:
             return
-        next_due = (
-            SyncJob.objects.filter(account_key=connection.account_key, state=SyncJob.State.WAITING)
-            .exclude(not_before=None)
-            .order_by("not_before")
-            .values_list("not_before", flat=True)
-            .first()
-        )
-        if next_due is None:
-            running = SyncJob.objects.filter(
-                account_key=connection.account_key, state=SyncJob.State.RUNNING
-            ).exists()
-            connection.refresh_from_db()
-            if running or connection.is_connected:
-                # Other workers hold the rest, or a reconnect made them due: look again soon.
-                progress(total - left, total, "waiting for other workers")
-                sleep(5)
-                continue
-            progress(total - left, total, "waiting for the connection (reconnect in the CRM)")
+        progress(total - done.left, total, done.note)
+        if done.wait is None:
             return
-        pause = max(1.0, min(max_idle, (next_due - timezone.now()).total_seconds()))
-        progress(total - left, total, f"waiting {pause:,.0f} s for Xero's limits")
-        sleep(pause)
+        sleep(done.wait)
 
 
 def log(connection: XeroConnection, message: str) -> None:
+    """A sync log entry about a backfill (shown in the settings page's recent activity)."""
     SyncLog.objects.create(
         connection=connection,
         account_key=connection.account_key,
@@ -168,4 +235,5 @@ def log(connection: XeroConnection, message: str) -> None:
 
 
 def money(value: Decimal) -> str:
+    """An amount as the command prints it."""
     return f"{value:,.2f}"

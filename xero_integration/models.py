@@ -682,3 +682,73 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category} {self.event_type} {self.resource_id}"
+
+
+class HistoryBackfill(models.Model):
+    """Sending the invoices a CRM account had before it connected an organisation, from the
+    settings page: counted first (a dry run, by a task), then sent by a task in batches, with
+    the progress read from the sync jobs it queued. One per account and organisation."""
+
+    class State(models.TextChoices):
+        COUNTING = "counting", "Counting"
+        READY = "ready", "Ready to send"
+        SENDING = "sending", "Sending"
+        DONE = "done", "Done"
+
+    account_key = models.CharField(max_length=100)
+    tenant_id = models.CharField("Xero tenant id", max_length=64)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.COUNTING)
+    # The dry run: how many invoices are not in the organisation yet, and what they cost.
+    invoices = models.PositiveIntegerField(default=0)
+    payments = models.PositiveIntegerField(default=0)
+    calls = models.PositiveIntegerField("calls to Xero", default=0)
+    counted_at = models.DateTimeField(null=True, blank=True)
+    # ["app_label.model", "host id"] of each invoice queued when sending started.
+    queued = models.JSONField(default=list, blank=True)
+    # Why the sending waits, if it does (see backfill.Step.waiting_for).
+    waiting_for = models.CharField(max_length=20, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrganisationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "sending of earlier invoices"
+        verbose_name_plural = "sendings of earlier invoices"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "tenant_id"], name="xero_history_backfill_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoices} earlier invoice(s) of {self.account_key} ({self.state})"
+
+
+class AccountAlerts(models.Model):
+    """Emails to a CRM account's managers about its Xero sync: one when the connection needs
+    reconnecting and one when syncs have failed for a while (each sent once, until the trouble
+    ends), and, when chosen, a daily digest of failed syncs."""
+
+    account_key = models.CharField(max_length=100, unique=True)
+    daily_digest = models.BooleanField(
+        "email a daily digest of failed syncs",
+        default=False,
+        help_text="Once a day, when invoices failed to reach Xero, the account's owners and "
+        "admins get the list.",
+    )
+    # Set when the alert is sent; cleared when its trouble is over, so the next one alerts.
+    reconnect_alerted_at = models.DateTimeField(null=True, blank=True)
+    failing_alerted_at = models.DateTimeField(null=True, blank=True)
+    digest_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "Xero alerts of an account"
+        verbose_name_plural = "Xero alerts of accounts"
+
+    def __str__(self) -> str:
+        return f"Xero alerts of {self.account_key}"

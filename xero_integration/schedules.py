@@ -24,6 +24,8 @@ def install_schedules(**kwargs: Any) -> None:
         "read_xero_changes": app_settings.CHANGES_MINUTES,
         # Consents abandoned at "choose an organisation": their tokens and connections let go.
         "expire_connect_attempts": 15,
+        # Emails to account managers: a connection to reconnect, syncs failing, the digest.
+        "send_alerts": 5,
     }
     for task, minutes in every_minutes.items():
         Schedule.objects.update_or_create(

@@ -122,3 +122,24 @@ def check_drift() -> int:
     from xero_integration import readback
 
     return readback.check_drift_everywhere()
+
+
+def send_alerts() -> int:
+    """Email account managers about a connection to reconnect or syncs failing (once each)."""
+    from xero_integration import alerts
+
+    return alerts.send_due()
+
+
+def count_history(backfill_id: int) -> None:
+    """Count the invoices an organisation lacks from before the connection (the dry run)."""
+    from xero_integration import history
+
+    history.count(backfill_id)
+
+
+def send_history(backfill_id: int) -> None:
+    """Send one batch of the invoices created before connecting, then queue the next."""
+    from xero_integration import history
+
+    history.send(backfill_id)

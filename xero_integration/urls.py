@@ -17,5 +17,9 @@ urlpatterns = [
     path("contacts/import/", views.import_contacts, name="import_contacts"),
     path("webhooks/", views.webhook, name="webhook"),
     path("disconnect/", views.disconnect, name="disconnect"),
+    path("history/send/", views.send_history, name="send_history"),
+    path("history/recount/", views.recount_history, name="recount_history"),
+    path("alerts/", views.save_alerts, name="alerts"),
+    path("parts/<slug:part>/", views.settings_part, name="part"),
     path("invoices/<str:host_model>/<str:host_id>/sync/", views.sync_invoice, name="sync_invoice"),
 ]

@@ -12,20 +12,31 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from xero_integration import app_settings, connect, contacts, oauth_state, services
+from xero_integration import (
+    alerts,
+    app_settings,
+    connect,
+    contacts,
+    health,
+    history,
+    oauth_state,
+    services,
+)
 from xero_integration.adapters import find_invoice, get_adapter, host_key
-from xero_integration.forms import DefaultAccountsForm
+from xero_integration.forms import AlertsForm, DefaultAccountsForm
+from xero_integration.messages import user_activity
 from xero_integration.models import (
+    AccountAlerts,
     ConnectAttempt,
     ConnectionStatus,
-    SyncJob,
-    SyncLog,
+    HistoryBackfill,
     XeroConnection,
 )
 from xero_integration.tasks import dispatch
@@ -62,17 +73,15 @@ def _redirect_uri(request: HttpRequest) -> str:
 @login_required
 @require_GET
 def settings_page(request: HttpRequest) -> HttpResponse:
-    """The Xero page: status, organisation, default accounts, recent activity."""
+    """The Xero page: status and health, the guided set-up (default accounts, then the
+    invoices created before connecting), problems in plain words, alerts, recent activity."""
     account_key = _account_key(request)
     connection = XeroConnection.objects.filter(account_key=account_key).first()
-    form = None
-    if connection and connection.is_connected and connection.accounts_loaded_at:
-        form = DefaultAccountsForm(connection=connection)
     can_manage = get_adapter(request).can_manage_connection(request, account_key)
     return render(
         request,
         "xero_integration/settings.html",
-        _settings_context(request, account_key, connection, form, can_manage),
+        _settings_context(request, account_key, connection, None, can_manage),
     )
 
 
@@ -82,19 +91,84 @@ def _settings_context(
     connection: XeroConnection | None,
     form: DefaultAccountsForm | None,
     can_manage: bool,
+    alerts_form: AlertsForm | None = None,
 ) -> dict:
+    if form is None and connection and connection.is_connected and connection.accounts_loaded_at:
+        form = DefaultAccountsForm(connection=connection)
+    if alerts_form is None:
+        alerts_form = AlertsForm(
+            instance=AccountAlerts.objects.filter(account_key=account_key).first()
+        )
+    sync_health = health.account_health(account_key, connection)
+    for listed in (*sync_health.failures, *sync_health.waits):
+        listed.url = health.host_invoice_url(listed.job)
     return {
         "connection": connection,
         "form": form,
+        "alerts_form": alerts_form,
         "can_manage": can_manage,
-        "logs": SyncLog.objects.filter(account_key=account_key)[:10],
+        "health": sync_health,
+        "activity": user_activity(account_key),
+        "history": _history_context(connection),
         "contact_import": connection.contact_imports.first() if connection else None,
         "integrations_url": get_adapter(request).integrations_url(request),
-        "waiting_invoices": SyncJob.objects.filter(
-            account_key=account_key,
-            state__in=(SyncJob.State.PENDING, SyncJob.State.WAITING, SyncJob.State.RUNNING),
-        ).count(),
+        "failed_syncs_url": _failed_syncs_url(request),
+        "waiting_invoices": sync_health.sending + sync_health.waiting,
     }
+
+
+def _failed_syncs_url(request: HttpRequest) -> str:
+    """Admin's "Failed syncs", for staff who may see it."""
+    if not request.user.has_perm("xero_integration.view_syncjob"):
+        return ""
+    try:
+        return reverse("admin:xero_integration_failedsyncjob_changelist")
+    except NoReverseMatch:  # a host without Django admin
+        return ""
+
+
+def _history_context(connection: XeroConnection | None) -> dict:
+    """The "invoices created before connecting" step: counted, ready, sending, or done."""
+    if connection is None or not connection.is_connected:
+        return {}
+    found = history.ensure_counted(connection)
+    if found is None:
+        return {}
+    if found.state == HistoryBackfill.State.SENDING:
+        history.finish_if_done(found)
+    history.nudge(found)
+    reached = history.progress(found) if found.queued else None
+    return {
+        "backfill": found,
+        "progress": reached,
+        "estimate": history.estimate(found),
+    }
+
+
+@login_required
+@require_GET
+def settings_part(request: HttpRequest, part: str) -> HttpResponse:
+    """One section of the settings page, for the page to poll while a task works on it."""
+    templates = {
+        "accounts": "xero_integration/_accounts.html",
+        "history": "xero_integration/_history.html",
+    }
+    if part not in templates:
+        raise Http404("No such part of the Xero settings page.")
+    account_key = _account_key(request)
+    connection = XeroConnection.objects.filter(account_key=account_key).first()
+    can_manage = get_adapter(request).can_manage_connection(request, account_key)
+    form = None
+    if connection and connection.is_connected and connection.accounts_loaded_at:
+        form = DefaultAccountsForm(connection=connection)
+    context = {
+        "connection": connection,
+        "form": form,
+        "can_manage": can_manage,
+        "history": _history_context(connection),
+        "health": health.account_health(account_key, connection, listed=0),
+    }
+    return render(request, templates[part], context)
 
 
 @login_required
@@ -235,7 +309,7 @@ def save_accounts(request: HttpRequest) -> HttpResponse:
     form = DefaultAccountsForm(request.POST, connection=connection)
     if form.is_valid():
         form.save()
-        messages.success(request, "Default accounts saved.")
+        messages.success(request, _("Default accounts saved."))
         return redirect("xero_integration:settings")
     return render(
         request,
@@ -262,12 +336,15 @@ def reload_accounts(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest) -> HttpResponse:
-    """Disconnect now in the CRM; Xero is told by a task, and the history stays."""
+    """Disconnect now in the CRM; Xero is told by a task, and the history stays. A GET shows
+    what it does and asks to confirm (the settings page asks in a dialog)."""
     connection = _own_connection(request)
     if connection.status == ConnectionStatus.DISCONNECTED:
         return redirect("xero_integration:settings")
+    if request.method == "GET":
+        return render(request, "xero_integration/disconnect.html", {"connection": connection})
     with transaction.atomic():
         connect.disconnect(connection, request.user)
         dispatch(
@@ -275,6 +352,50 @@ def disconnect(request: HttpRequest) -> HttpResponse:
         )
     messages.success(request, f"Disconnected from {connection.tenant_name}.")
     return redirect("xero_integration:settings")
+
+
+@login_required
+@require_POST
+def send_history(request: HttpRequest) -> HttpResponse:
+    """ "Send the invoices created before connecting": a task sends them in batches."""
+    connection = _own_connection(request)
+    found = history.current(connection)
+    if not connection.is_connected or found is None:
+        messages.error(request, _("Connect to Xero and choose the default accounts first."))
+    elif not history.start(found, request.user):
+        messages.info(request, _("Those invoices are already on their way, or there are none."))
+    return redirect(reverse("xero_integration:settings") + "#history")
+
+
+@login_required
+@require_POST
+def recount_history(request: HttpRequest) -> HttpResponse:
+    """Count again the invoices the organisation lacks (new ones since, or after a sending)."""
+    connection = _own_connection(request)
+    found = history.current(connection)
+    if found is not None and connection.is_connected:
+        history.recount(found)
+    return redirect(reverse("xero_integration:settings") + "#history")
+
+
+@login_required
+@require_POST
+def save_alerts(request: HttpRequest) -> HttpResponse:
+    """The daily digest of failed syncs, on or off."""
+    connection = _own_connection(request)
+    form = AlertsForm(request.POST)
+    if form.is_valid():
+        alerts.set_daily_digest(connection.account_key, form.cleaned_data["daily_digest"])
+        messages.success(request, _("Email alerts saved."))
+        return redirect(reverse("xero_integration:settings") + "#alerts")
+    return render(
+        request,
+        "xero_integration/settings.html",
+        _settings_context(
+            request, connection.account_key, connection, None, True, alerts_form=form
+        ),
+        status=400,
+    )
 
 
 @login_required

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from crm_demo.crm.accounts import current_account, current_membership
 from crm_demo.crm.forms import ContactForm, InvoiceForm, InvoiceLineFormSet, PaymentForm
@@ -156,9 +156,15 @@ def invoice_send(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def invoice_void(request: HttpRequest, pk: int) -> HttpResponse:
-    """Void an invoice that is not paid in full."""
+    """Void an invoice that is not paid in full. A GET asks first, saying what happens in Xero
+    (the invoice page asks in a dialog)."""
+    if request.method == "GET":
+        invoice = get_object_or_404(Invoice, pk=pk, account=current_account(request))
+        if invoice.status in (Invoice.Status.PAID, Invoice.Status.VOID):
+            return redirect(invoice)
+        return render(request, "crm/invoice_void.html", {"invoice": invoice})
     with transaction.atomic():
         invoice = _own_invoice(request, pk)
         if invoice.status in (Invoice.Status.PAID, Invoice.Status.VOID):

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from crm_demo.crm.accounts import current_membership
-from crm_demo.crm.models import Account, Contact, Invoice, Payment
+from crm_demo.crm.models import Account, Contact, Invoice, Membership, Payment
 from xero_integration.adapters import DefaultXeroAdapter
 from xero_integration.data import (
     HostAddress,
@@ -237,6 +237,19 @@ class CrmXeroAdapter(DefaultXeroAdapter):
 
     def integrations_url(self, request: HttpRequest | None = None) -> str:
         return reverse("crm:integrations")
+
+    def alert_recipients(self, account_key: str) -> list[str]:
+        """The account's owners and admins (those who may reconnect it)."""
+        return list(
+            Membership.objects.filter(
+                account_id=account_key,
+                role__in=(Membership.Role.OWNER, Membership.Role.ADMIN),
+                user__is_active=True,
+            )
+            .exclude(user__email="")
+            .order_by("user__email")
+            .values_list("user__email", flat=True)
+        )
 
 
 def _max_length(field: str) -> int:

@@ -99,3 +99,10 @@ def choose_accounts(page: Any, prefix: str) -> str:
     page.wait_for_load_state()
     assert "Default accounts saved." in page.content()
     return accounts[0]
+
+
+def no_sideways_scroll(page: Any) -> tuple[int, int]:
+    """The page's scroll width and its viewport width (equal when nothing overflows)."""
+    return page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )

@@ -279,7 +279,8 @@ def test_the_migration_disconnects_later_accounts_sharing_an_organisation() -> N
 
     before = [("xero_integration", "0009_organisation_scoped_links")]
     executor = MigrationExecutor(db_connection)
-    # Back to the latest migrations afterwards, whatever comes after this one.
+    # Back to the latest migration afterwards, so that the tests after this one find every
+    # table.
     after = [node for node in executor.loader.graph.leaf_nodes() if node[0] == "xero_integration"]
     executor.migrate(before)
     try:

@@ -24,6 +24,7 @@ def test_migrate_installs_every_periodic_task_once_and_each_can_be_called():
         "xero_integration.keep_tokens_alive",
         "xero_integration.read_xero_changes",
         "xero_integration.check_drift",
+        "xero_integration.send_alerts",
     }
     assert schedules["xero_integration.sweep_sync_jobs"].minutes == 1
     assert schedules["xero_integration.read_xero_changes"].minutes == 15
