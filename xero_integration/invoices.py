@@ -363,8 +363,6 @@ class Run:
         # Calls made inside a database transaction (a contact created under a row lock) are
         # written once it ends: a row written inside would vanish if it rolled back.
         self.unlogged: list[tuple[Call, list[SyncJob]]] = []
-        #: Jobs whose calls are in the log already: a job that went well needs no more rows.
-        self.logged_jobs: set[int] = set()
         self.recorder = CallRecorder(on_call=self._log_call)
         self._client: XeroClient | None = None
         #: The organisation's tax rates, read at most once a run.
@@ -405,7 +403,6 @@ class Run:
 
     def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
         first = jobs[0]
-        self.logged_jobs.update(job.pk for job in jobs)
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
         label = "Invoice" if len(jobs) == 1 else "Invoices"
@@ -476,42 +473,46 @@ class Run:
                         )
         done = [job for job in self.jobs if self.outcomes.get(job.pk, PENDING) is None]
         _finish_many(done)
-        for job in self.jobs:
-            self._settle(job, self.outcomes.get(job.pk, PENDING))
+        rows = [self._settle(job, self.outcomes.get(job.pk, PENDING)) for job in self.jobs]
+        try:
+            SyncLog.objects.bulk_create([row for row in rows if row is not None])
+        except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
+            logger.exception("Could not write the sync log of a run for %s", self.account_key)
         return len(self.jobs)
 
-    def _settle(self, job: SyncJob, outcome: Any) -> None:
+    def _settle(self, job: SyncJob, outcome: Any) -> SyncLog | None:
+        """Move the job to its outcome; the log entry saying so (None when another worker or a
+        later run will say it)."""
         if outcome is PENDING:
             # Every part of a batch sets its jobs' outcomes; one left over is retried rather
             # than marked done with work undone.
             outcome = JobWaits("The batch ended before this invoice's turn.", 1, Reason.CRASHED)
         if isinstance(outcome, LostClaim):
-            return  # another worker runs it now
+            return None  # another worker runs it now
         if isinstance(outcome, Released):
             _release(job)
-            return
+            return None
+        details: dict[str, Any] = {}
         if isinstance(outcome, JobFailed):
             _fail(job, outcome)
             outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
+            details["reason"] = outcome.reason
         elif isinstance(outcome, JobWaits):
             _wait(job, outcome)
             outcome_name, message = SyncLog.Outcome.INFO, str(outcome)
+            details["reason"] = outcome.reason
         else:
             outcome_name, message = SyncLog.Outcome.OK, ""  # finished by _finish_many
-            if job.pk in self.logged_jobs:
-                return  # its calls say it
-        try:
-            SyncLog.objects.create(
-                connection=self.connection,
-                account_key=job.account_key,
-                job=job,
-                host_id=job.host_id,
-                action="invoice_sync",
-                outcome=outcome_name,
-                message=f"Invoice {job.number}: {message}" if message else f"Invoice {job.number}",
-            )
-        except Exception:  # the job's state is saved; a log that cannot be written is not fatal
-            logger.exception("Could not write the sync log of job %s", job.pk)
+        return SyncLog(
+            connection=self.connection,
+            account_key=job.account_key,
+            job=job,
+            host_id=job.host_id,
+            action="invoice_sync",
+            outcome=outcome_name,
+            message=f"Invoice {job.number}: {message}" if message else f"Invoice {job.number}",
+            details=details,
+        )
 
 
 def _crashed(exc: Exception, job: SyncJob) -> JobWaits:

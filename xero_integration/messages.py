@@ -411,6 +411,65 @@ OUR_REASONS: tuple[Meaning, ...] = (
         ),
     ),
     Meaning(
+        "tax_mapping_review",
+        _(
+            "The tax “{tax}” changed since an admin chose its Xero tax rate. An admin checks "
+            "the rate, then the invoice is sent."
+        ),
+        "Staff mapped this CRM tax by hand at another rate; the mapping is flagged "
+        "(needs review) in admin's Xero tax rate mappings. Save it again, then Retry.",
+        _p(r"The CRM tax “(?P<tax>[^”]+)” is .* staff mapped it"),
+        reasons=(Reason.SETUP,),
+        examples=(
+            "The CRM tax “VAT” is 12.5% now; staff mapped it to Xero's 15% GST on Income "
+            "(OUTPUT2) when it was 15%. Check the mapping in admin (Xero tax rate mappings) and "
+            "save it again, then retry.",
+        ),
+    ),
+    Meaning(
+        "untaxed_rate",
+        _(
+            "Xero has no tax rate for untaxed lines in this organisation. An admin chooses one, "
+            "then the invoice is sent."
+        ),
+        "The organisation has no 0% revenue rate that means no tax; choose one on the "
+        "connection in admin (tax rate for untaxed lines), then Retry.",
+        _p(r"no tax rate for lines without a tax"),
+        reasons=(Reason.SETUP,),
+        examples=(
+            "The organisation has no tax rate for lines without a tax (0%, for revenue). "
+            "Choose one in admin (the Xero connection's “tax rate for untaxed lines”), then "
+            "retry.",
+        ),
+    ),
+    Meaning(
+        "adapter",
+        _(
+            "The CRM could not read this invoice to send it to Xero ({error}). Its developers "
+            "or an admin need to look at it."
+        ),
+        "The host's adapter raised while reading the invoice (load_invoice, should_sync or "
+        "to_invoice); after three tries the job fails. The worker's log has the traceback. "
+        "Fix the adapter or the invoice, then save the invoice or Retry.",
+        _p(r"The CRM's adapter raised (?P<error>.+?)(?: \(after \d+ tries|$)"),
+        reasons=(Reason.ADAPTER,),
+        examples=("The CRM's adapter raised ValueError: unknown status 'weird'",),
+    ),
+    Meaning(
+        "adapter",
+        _("The CRM could not read this invoice to send it to Xero. An admin can see why."),
+        "The host's adapter raised while reading the invoice; the worker's log has the traceback.",
+        reasons=(Reason.ADAPTER,),
+    ),
+    Meaning(
+        "needs_fix",
+        _("Xero would refuse this invoice as it is: {detail} Fix it in the CRM and save it."),
+        "The pre-flight check found what Xero would refuse (no call was made); the fields are "
+        "listed with the job. A save of the invoice sends it again.",
+        reasons=(Reason.NEEDS_FIX,),
+        examples=("Line 1: the discount 45.00 is larger than the line (40.00); Xero refuses it.",),
+    ),
+    Meaning(
         "setup",
         _("Xero needs something set up before this invoice can go. An admin can see what."),
         "The job failed for want of set-up (reason “setup”); the message says what.",
@@ -630,7 +689,7 @@ def meaning_of(reason: str, error: str) -> tuple[Meaning, dict[str, str]]:
 def explain(reason: str, error: str, number: str = "") -> Explanation:
     """Both voices for a job that waited or failed for ``reason`` with ``error``."""
     row, values = meaning_of(reason, error)
-    values = {"number": number or gettext("this number"), **values}
+    values = {"number": number or gettext("this number"), "detail": error.strip(), **values}
     if row is UNKNOWN_REFUSAL:
         values["xero"] = xero_words(error) or gettext("no message")
     return Explanation(
@@ -752,7 +811,8 @@ def describe(log: SyncLog) -> Activity:
         match = _INVOICE_PREFIX.match(log.message)
         subject, error = (match.group(1), match.group(2)) if match else ("", log.message)
         number = subject.split(" ", 1)[1] if " " in subject else ""
-        sentence = explain(_reason_of_text(error), error, number).user
+        reason = (log.details or {}).get("reason") or _reason_of_text(error)
+        sentence = explain(reason, error, number).user
         detail = f"{subject}: {sentence}" if subject else sentence
     elif failed:
         detail = xero_words(log.message)
