@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django import forms
@@ -30,6 +31,103 @@ from xero_integration.models import (
     WebhookEvent,
     XeroConnection,
 )
+
+_labels = threading.local()
+
+
+def connection_of(account_key: str) -> XeroConnection | None:
+    """The account's connection, read once per account per list page."""
+    cache = getattr(_labels, "connections", None)
+    if cache is None:
+        return XeroConnection.objects.filter(account_key=account_key).first()
+    if account_key not in cache:
+        cache[account_key] = XeroConnection.objects.filter(account_key=account_key).first()
+    return cache[account_key]
+
+
+def account_label(account_key: str) -> str:
+    """The account's name from the host's adapter, asked once per account per list page (the
+    host may need a query for it)."""
+    cache = getattr(_labels, "cache", None)
+    if cache is None:
+        return get_adapter().account_label(account_key)
+    if account_key not in cache:
+        cache[account_key] = get_adapter().account_label(account_key)
+    return cache[account_key]
+
+
+class AccountLabelsMixin:
+    """List pages ask the adapter for each account's name once, whatever the rows."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        _labels.cache, _labels.connections = {}, {}
+        try:
+            response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+            return response
+        finally:
+            _labels.cache = _labels.connections = None
+
+
+#: The integration's own sync log actions (everything else is a call to Xero, "GET /…").
+EVENT_ACTIONS = (
+    "alert",
+    "backfill",
+    "connect",
+    "connect_expired",
+    "contact_email",
+    "contact_import",
+    "contact_match",
+    "contact_merged",
+    "default_accounts",
+    "disconnect",
+    "disconnect_requested",
+    "invoice_adopted",
+    "invoice_linked_by_staff",
+    "invoice_removed",
+    "invoice_sent_again",
+    "invoice_sync",
+    "load_accounts",
+    "needs_reconnect",
+    "payment_adopted",
+    "payments_removed",
+    "total_mismatch",
+    "xero_changes",
+)
+#: Calls to Xero grouped by what they touch.
+CALL_KINDS = (
+    "Invoices",
+    "Payments",
+    "Contacts",
+    "TaxRates",
+    "Currencies",
+    "Accounts",
+    "Organisation",
+    "connections",
+)
+
+
+class SyncLogKindFilter(admin.SimpleListFilter):
+    """The log's action grouped by kind: calls to Xero by resource (not one entry per URL
+    with an id in it), then the integration's own events."""
+
+    title = "action"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        calls = [(f"call:{kind}", f"Calls: {kind}") for kind in CALL_KINDS]
+        return calls + [(f"event:{action}", action.replace("_", " ")) for action in EVENT_ACTIONS]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value() or ""
+        if value.startswith("call:"):
+            kind = value.split(":", 1)[1]
+            pattern = rf"^[A-Z]+ \S*/{kind}(/|\?|$)"
+            return queryset.filter(action__regex=pattern)
+        if value.startswith("event:"):
+            return queryset.filter(action=value.split(":", 1)[1])
+        return queryset
 
 
 class ReadOnlyAdminMixin:
@@ -74,7 +172,7 @@ class XeroConnectionForm(forms.ModelForm):
 
 
 @admin.register(XeroConnection)
-class XeroConnectionAdmin(admin.ModelAdmin):
+class XeroConnectionAdmin(AccountLabelsMixin, admin.ModelAdmin):
     """Connections: status and organisation read-only, default accounts editable."""
 
     form = XeroConnectionForm
@@ -233,7 +331,7 @@ class XeroConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: XeroConnection) -> str:
-        return get_adapter().account_label(obj.account_key)
+        return account_label(obj.account_key)
 
 
 @admin.register(ConnectAttempt)
@@ -247,12 +345,12 @@ class ConnectAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SyncLog)
-class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SyncLogAdmin(AccountLabelsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every call to Xero and what Xero answered, newest first (secrets redacted)."""
 
     # Short columns, so that the message keeps its room beside the filters at 1,280 px.
     list_display = ["when", "account", "short_action", "result", "summary"]
-    list_filter = ["outcome", "action", "created_at"]
+    list_filter = ["outcome", SyncLogKindFilter, "created_at"]
     search_fields = ["message", "correlation_id", "account_key", "host_id"]
     readonly_fields = [
         "connection",
@@ -276,7 +374,7 @@ class SyncLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="account", ordering="account_key")
     def account(self, obj: SyncLog) -> str:
-        return get_adapter().account_label(obj.account_key)
+        return account_label(obj.account_key)
 
     @admin.display(description="action", ordering="action")
     def short_action(self, obj: SyncLog) -> str:
@@ -335,7 +433,7 @@ class ContactImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ContactLink)
-class ContactLinkAdmin(admin.ModelAdmin):
+class ContactLinkAdmin(AccountLabelsMixin, admin.ModelAdmin):
     """Which CRM contact is which Xero contact, and why. Staff may correct a link."""
 
     list_display = ["host_id", "xero_name", "xero_contact_id", "status", "matched_by", "account"]
@@ -375,7 +473,7 @@ class ContactLinkAdmin(admin.ModelAdmin):
 
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: ContactLink) -> str:
-        return get_adapter().account_label(obj.account_key)
+        return account_label(obj.account_key)
 
 
 def _error_summary(job: SyncJob) -> str:
@@ -384,7 +482,7 @@ def _error_summary(job: SyncJob) -> str:
     return format_html('<span title="{}">{}…</span>', job.error, job.error[:SUMMARY_LENGTH])
 
 
-class SyncJobAdmin(admin.ModelAdmin):
+class SyncJobAdmin(AccountLabelsMixin, admin.ModelAdmin):
     """Invoices on their way to Xero. Failed ones keep Xero's message until staff fix the data
     and retry, or mark them resolved."""
 
@@ -447,7 +545,7 @@ class SyncJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="CRM account", ordering="account_key")
     def account(self, obj: SyncJob) -> str:
-        return get_adapter().account_label(obj.account_key)
+        return account_label(obj.account_key)
 
     @admin.display(description="Xero's message")
     def error_message(self, obj: SyncJob) -> str:
@@ -571,7 +669,7 @@ class FailedSyncJobAdmin(SyncJobAdmin):
 
 
 @admin.register(InvoiceLink)
-class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvoiceLinkAdmin(AccountLabelsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Each CRM invoice's invoice in Xero: status, totals on both sides, a link to open it."""
 
     list_display = [
@@ -615,7 +713,7 @@ class InvoiceLinkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Xero")
     def open_in_xero(self, obj: InvoiceLink) -> str:
-        connection = XeroConnection.objects.filter(account_key=obj.account_key).first()
+        connection = connection_of(obj.account_key)
         if not connection or not obj.xero_invoice_id:
             return "—"
         # A link of an organisation connected before: its short code is not known any more.

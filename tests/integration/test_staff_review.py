@@ -729,3 +729,76 @@ def test_admin_disconnect_lets_go_in_xero_and_keeps_the_history(
     actions = set(SyncLog.objects.filter(connection=connection).values_list("action", flat=True))
     assert {"disconnect_requested", "disconnect"} <= actions
     assert SyncLog.objects.filter(host_id=str(refused["usd"].pk)).exists()
+
+
+# ---- list pages stay light ---------------------------------------------------------------------
+
+
+def changelist_queries(admin_client, model: str, params: dict | None = None) -> int:
+    from django.db import connection as db_connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(db_connection) as queries:
+        response = admin_client.get(admin_url(model), params or {})
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_list_pages_make_as_many_queries_for_many_rows_as_for_a_few(admin_client, connected):
+    from tests.factories import AccountFactory
+    from xero_integration.models import ContactLink
+
+    _, account, connection = connected
+    accounts = [account, *[AccountFactory() for _ in range(2)]]
+
+    def rows(count: int, start: int) -> None:
+        for n in range(start, start + count):
+            key = str(accounts[n % len(accounts)].pk)
+            SyncJob.objects.create(account_key=key, host_model="crm.invoice", host_id=str(n))
+            InvoiceLink.objects.create(
+                account_key=key,
+                tenant_id=connection.tenant_id,
+                host_model="crm.invoice",
+                host_id=str(n),
+                xero_invoice_id=f"id-{n}",
+            )
+            ContactLink.objects.create(
+                account_key=key,
+                tenant_id=connection.tenant_id,
+                host_model="crm.contact",
+                host_id=str(n),
+                xero_contact_id=f"c-{n}",
+            )
+
+    rows(5, 0)
+    few = {
+        m: changelist_queries(admin_client, m) for m in ("syncjob", "invoicelink", "contactlink")
+    }
+    rows(60, 5)
+    many = {
+        m: changelist_queries(admin_client, m) for m in ("syncjob", "invoicelink", "contactlink")
+    }
+    assert many == few
+    assert max(many.values()) <= 12, many
+
+
+def test_the_sync_log_filters_actions_by_kind_not_by_url(admin_client, connected):
+    _, account, connection = connected
+    SyncLog.objects.bulk_create(
+        [
+            SyncLog(
+                account_key=str(account.pk),
+                action=f"POST {API}/Invoices/{n:08d}-0000-0000-0000-000000000000",
+                http_status=200,
+            )
+            for n in range(300)
+        ]
+        + [SyncLog(account_key=str(account.pk), action="invoice_sync")]
+    )
+    page = admin_client.get(admin_url("synclog")).content.decode()
+    assert page.count("-0000-0000-0000-") <= 100  # the rows shown, not one filter entry each
+    assert "Calls: Invoices" in page
+    calls = listed(admin_client.get(admin_url("synclog"), {"kind": "call:Invoices"}))
+    assert len(calls) == 100 and all("/Invoices/" in row.action for row in calls)
+    (event,) = listed(admin_client.get(admin_url("synclog"), {"kind": "event:invoice_sync"}))
+    assert event.action == "invoice_sync"
