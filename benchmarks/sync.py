@@ -314,7 +314,7 @@ def save_overhead(samples: int = 300) -> dict:
     from django.db.models.signals import post_save
 
     from crm_demo.crm.models import Account, Contact, Invoice
-    from xero_integration import outbox
+    from xero_integration import receivers
     from xero_integration.models import ConnectionStatus, XeroConnection
 
     account = Account.objects.create(name="Overhead Ltd")
@@ -353,7 +353,7 @@ def save_overhead(samples: int = 300) -> dict:
     try:
         without_queries, without_time = measure()
     finally:
-        outbox.connect_signals()
+        receivers.connect_host_models()
     return {
         "extra queries per save": with_queries - without_queries,
         "median save with / without (ms)": f"{with_time * 1000:.2f} / {without_time * 1000:.2f}",

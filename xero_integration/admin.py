@@ -14,7 +14,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from xero_integration import connect, contacts, health, invoices, outbox, services
+from xero_integration import connect, contacts, health, invoices, outbox, services, taskqueue
 from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.messages import explain_job
 from xero_integration.models import (
@@ -294,17 +294,13 @@ class XeroConnectionAdmin(AccountLabelsMixin, admin.ModelAdmin):
 
     @admin.action(description="Disconnect from Xero", permissions=["disconnect"])
     def disconnect(self, request: HttpRequest, queryset: Any) -> None:
-        from xero_integration.tasks import dispatch
-
         done = 0
         for connection in queryset.exclude(status=ConnectionStatus.DISCONNECTED):
             # The same path as the Disconnect button: the CRM lets go now, a task tells Xero.
             with transaction.atomic():
                 connect.disconnect(connection, request.user)
-                dispatch(
-                    "xero_integration.tasks.disconnect_in_xero",
-                    connection.pk,
-                    connection.token_generation,
+                taskqueue.dispatch(
+                    connect.disconnect_in_xero, connection.pk, connection.token_generation
                 )
             done += 1
         self.message_user(

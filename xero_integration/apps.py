@@ -19,6 +19,4 @@ class XeroIntegrationConfig(AppConfig):
 
         post_migrate.connect(install_schedules, sender=self)
 
-        from xero_integration.outbox import connect_signals
-
-        connect_signals()
+        receivers.connect_host_models()

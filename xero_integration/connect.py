@@ -236,6 +236,8 @@ def finish(attempt_id: str) -> None:
         _fail(attempt, taken)
         return
     access_token = attempt.access_token
+    before = XeroConnection.objects.filter(account_key=attempt.account_key).first()
+    previous_status = before.status if before else ConnectionStatus.DISCONNECTED
     try:
         with transaction.atomic():
             connection = _save_connection(attempt, chosen)
@@ -260,6 +262,9 @@ def finish(attempt_id: str) -> None:
                 "Could not remove extra Xero connection %s: %s", tenant["tenant_id"], exc
             )
     signals.connected.send(sender=XeroConnection, connection=connection)
+    signals.connection_changed.send(
+        sender=XeroConnection, connection=connection, previous=previous_status
+    )
     load_reference_data(connection.pk)
 
 
@@ -450,6 +455,7 @@ def load_reference_data(connection_id: int) -> None:
 
 def disconnect(connection: XeroConnection, user: Any = None) -> None:
     """Let go of the organisation in the CRM now; Xero is told by a task (disconnect_in_xero)."""
+    previous_status = connection.status
     connection.status = ConnectionStatus.DISCONNECTED
     connection.status_reason = ""
     connection.disconnected_at = timezone.now()
@@ -462,6 +468,9 @@ def disconnect(connection: XeroConnection, user: Any = None) -> None:
         message=f"Disconnect requested by {user}." if user else "Disconnect requested.",
     )
     signals.disconnected.send(sender=XeroConnection, connection=connection)
+    signals.connection_changed.send(
+        sender=XeroConnection, connection=connection, previous=previous_status
+    )
 
 
 def disconnect_in_xero(connection_id: int, token_generation: int) -> None:

@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db import connection as db_connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, tasks
+from xero_integration import app_settings, connect, signals, taskqueue
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact
 from xero_integration.exceptions import ConnectionNotReady
@@ -78,7 +78,7 @@ def start_import(
             else:
                 since = last.modified_since or (last.started_at - timedelta(minutes=5))
         job = ContactImport.objects.create(connection=connection, kind=kind, modified_since=since)
-        tasks.dispatch("xero_integration.tasks.import_contacts", job.pk)
+        taskqueue.dispatch(run_import, job.pk)
     return job
 
 
@@ -165,6 +165,13 @@ def run_import(job_id: int) -> None:
         SyncLog.Outcome.OK,
         f"{job.get_kind_display()}: {job.imported:,} contacts from Xero, {job.created:,} new in "
         f"the CRM, {job.archived:,} archived or merged.",
+    )
+    signals.contacts_imported.send(
+        sender=ContactImport,
+        connection=connection,
+        imported=job.imported,
+        created=job.created,
+        archived=job.archived,
     )
 
 
@@ -304,7 +311,7 @@ def resume_imports() -> int:
     for job_id in due:
         if ContactImport.objects.filter(pk=job_id, state=ContactImport.State.QUEUED).exists():
             ContactImport.objects.filter(pk=job_id).update(updated_at=now)
-        tasks.dispatch("xero_integration.tasks.import_contacts", job_id)
+        taskqueue.dispatch(run_import, job_id)
     return len(due)
 
 
@@ -727,19 +734,7 @@ def rerun_jobs_refused_for_archived_contacts(account_key: str) -> int:
         state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING),
         error__contains=ARCHIVED_CONTACT,
     )
-    keys = list(jobs.values_list("pk", "host_model", "host_id"))
-    if not keys:
-        return 0
-    SyncJob.objects.filter(
-        pk__in=[pk for pk, *_ in keys], state__in=(SyncJob.State.FAILED, SyncJob.State.WAITING)
-    ).update(
-        state=SyncJob.State.PENDING,
-        not_before=None,
-        attempts=0,
-        reason=SyncJob.Reason.NONE,
-        key_generation=F("key_generation") + 1,
-        updated_at=timezone.now(),
-    )
-    for _, host_model, host_id in keys:
-        tasks.dispatch("xero_integration.tasks.push_invoice", account_key, host_model, host_id)
+    keys = jobs.retry()
+    if keys:
+        signals.sync_jobs_due.send(sender=SyncJob, account_key=account_key, jobs=len(keys))
     return len(keys)

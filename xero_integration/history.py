@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from xero_integration import backfill
+from xero_integration import backfill, taskqueue
 from xero_integration.models import HistoryBackfill, SyncJob, XeroConnection
 
 State = HistoryBackfill.State
@@ -43,7 +43,7 @@ def ensure_counted(connection: XeroConnection) -> HistoryBackfill | None:
         account_key=connection.account_key, tenant_id=connection.tenant_id
     )
     if created:
-        _dispatch("count_history", found.pk)
+        taskqueue.dispatch(count, found.pk)
         found.refresh_from_db()  # a task that runs at once (django-q's sync mode) counted it
     return found
 
@@ -62,7 +62,7 @@ def recount(found: HistoryBackfill) -> None:
             updated_at=timezone.now(),
         )
     ):
-        _dispatch("count_history", found.pk)
+        taskqueue.dispatch(count, found.pk)
 
 
 def nudge(found: HistoryBackfill) -> None:
@@ -72,9 +72,9 @@ def nudge(found: HistoryBackfill) -> None:
     if timezone.now() - found.updated_at < LOST_AFTER:
         return
     if found.state == State.COUNTING:
-        _dispatch("count_history", found.pk)
+        taskqueue.dispatch(count, found.pk)
     elif found.state == State.SENDING:
-        _dispatch("send_history", found.pk)
+        taskqueue.dispatch(send, found.pk)
 
 
 def count(backfill_id: int) -> None:
@@ -105,7 +105,7 @@ def start(found: HistoryBackfill, user: Any) -> bool:
         updated_at=timezone.now(),
     )
     if started:
-        _dispatch("send_history", found.pk)
+        taskqueue.dispatch(send, found.pk)
     return bool(started)
 
 
@@ -140,7 +140,7 @@ def send(backfill_id: int) -> None:
     if finish_if_done(found):
         return
     if done.ran:
-        _dispatch("send_history", found.pk)
+        taskqueue.dispatch(send, found.pk)
     # Otherwise the rest waits (Xero's limits, a reconnect, other workers): the outbox's
     # sweeper runs those jobs when they are due, and the progress follows their state.
 
@@ -230,9 +230,3 @@ def _connection_of(found: HistoryBackfill | None) -> XeroConnection | None:
         account_key=found.account_key, tenant_id=found.tenant_id
     ).first()
     return connection if connection is not None and connection.is_connected else None
-
-
-def _dispatch(task: str, backfill_id: int) -> None:
-    from xero_integration.tasks import dispatch
-
-    dispatch(f"xero_integration.tasks.{task}", backfill_id)

@@ -29,10 +29,10 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, contacts, preflight
+from xero_integration import app_settings, connect, contacts, preflight, signals, taskqueue
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import Call, CallRecorder
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
@@ -136,74 +136,37 @@ def _fields(errors: list[FieldError]) -> list[dict[str, str]]:
 # ---- claiming and finishing ---------------------------------------------------------------
 
 
-def _due(now: Any, connected: bool) -> Q:
-    due = (
-        Q(state=SyncJob.State.PENDING)
-        | Q(state=SyncJob.State.WAITING, not_before__lte=now)
-        | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
-    )
-    if connected:
-        # Jobs that waited for a reconnect are due once it happened.
-        due |= Q(state=SyncJob.State.WAITING, not_before=None)
-    return due
-
-
 def claim(
     account_key: str, host_model: str, host_id: str, token: str | None = None
 ) -> SyncJob | None:
     """Take the job for this worker if it is due: pending, waiting and past its time, or
     running with an expired lease (its worker died). Only one worker wins."""
-    now = timezone.now()
     jobs = SyncJob.objects.filter(account_key=account_key, host_model=host_model, host_id=host_id)
     token = token or uuid.uuid4().hex
-    claimed = jobs.filter(_due(now, connected=True)).update(
-        state=SyncJob.State.RUNNING, lease_until=now + lease(), updated_at=now, claim_token=token
-    )
-    if not claimed:
+    if not jobs.due(connected=True).claim(token, timezone.now() + lease()):
         return None
     job = jobs.first()
     return job if job is not None and job.claim_token == token else None
 
 
-def _ours(job: SyncJob):
-    return SyncJob.objects.filter(
-        pk=job.pk, claim_token=job.claim_token, state=SyncJob.State.RUNNING
-    )
+def _ours(job: SyncJob) -> Any:
+    return SyncJob.objects.filter(pk=job.pk).held(job.claim_token)
 
 
 def keep_claim(job: SyncJob) -> None:
     """Renew the job's lease before a write; raise LostClaim when another worker has it."""
-    if not _ours(job).update(lease_until=timezone.now() + lease()):
+    if not _ours(job).renew(timezone.now() + lease()):
         raise LostClaim(f"Sync job {job.pk} was taken over by another worker.")
 
 
 def _release(job: SyncJob) -> None:
     """Hand a claimed job back (this run's time is up)."""
-    if _ours(job).update(state=SyncJob.State.PENDING, lease_until=None, updated_at=timezone.now()):
+    if _ours(job).hand_back():
         _redispatch(job)
 
 
 def _finish(job: SyncJob, seq: int) -> None:
-    now = timezone.now()
-    done = (
-        _ours(job)
-        .filter(change_seq=seq)
-        .update(
-            state=SyncJob.State.DONE,
-            done_seq=seq,
-            error="",
-            error_fields=[],
-            reason="",
-            attempts=0,
-            ambiguous=False,
-            lease_until=None,
-            not_before=None,
-            updated_at=now,
-        )
-    )
-    if not done and _ours(job).update(
-        state=SyncJob.State.PENDING, lease_until=None, ambiguous=False, updated_at=now
-    ):
+    if not _ours(job).finish(seq) and _ours(job).hand_back(settled=True):
         # The invoice changed while it was being pushed: push it again.
         _redispatch(job)
 
@@ -214,36 +177,16 @@ def _finish_many(jobs: list[SyncJob]) -> None:
     by_seq: dict[int, list[SyncJob]] = {}
     for job in jobs:
         by_seq.setdefault(job.change_seq, []).append(job)
-    now = timezone.now()
     finished: set[int] = set()
     for seq, group in by_seq.items():
-        held = SyncJob.objects.filter(
-            pk__in=[j.pk for j in group],
-            claim_token=group[0].claim_token,
-            state=SyncJob.State.RUNNING,
-            change_seq=seq,
-        )
-        updated = held.update(
-            state=SyncJob.State.DONE,
-            done_seq=seq,
-            error="",
-            error_fields=[],
-            reason="",
-            attempts=0,
-            ambiguous=False,
-            lease_until=None,
-            not_before=None,
-            updated_at=now,
-        )
+        pks, token = [j.pk for j in group], group[0].claim_token
+        updated = SyncJob.objects.filter(pk__in=pks).held(token).finish(seq)
         if updated == len(group):
-            finished |= {j.pk for j in group}
+            finished |= set(pks)
         elif updated:
             finished |= set(
                 SyncJob.objects.filter(
-                    pk__in=[j.pk for j in group],
-                    claim_token=group[0].claim_token,
-                    state=SyncJob.State.DONE,
-                    done_seq=seq,
+                    pk__in=pks, claim_token=token, state=SyncJob.State.DONE, done_seq=seq
                 ).values_list("pk", flat=True)
             )
     for job in jobs:
@@ -252,34 +195,23 @@ def _finish_many(jobs: list[SyncJob]) -> None:
 
 
 def _redispatch(job: SyncJob) -> None:
-    from xero_integration.tasks import dispatch
-
-    dispatch("xero_integration.tasks.push_invoice", job.account_key, job.host_model, job.host_id)
+    taskqueue.dispatch(run, job.account_key, job.host_model, job.host_id)
 
 
 def _fail(job: SyncJob, outcome: JobFailed) -> None:
-    _ours(job).update(
-        state=SyncJob.State.FAILED,
-        error=str(outcome),
-        error_fields=outcome.fields,
-        reason=outcome.reason,
-        lease_until=None,
-        updated_at=timezone.now(),
-    )
+    _ours(job).fail(str(outcome), outcome.fields, outcome.reason)
 
 
 def _wait(job: SyncJob, outcome: JobWaits) -> None:
-    now = timezone.now()
-    not_before = None if outcome.seconds is None else now + timedelta(seconds=outcome.seconds)
-    _ours(job).update(
-        state=SyncJob.State.WAITING,
-        error=str(outcome),
-        reason=outcome.reason,
-        not_before=not_before,
-        lease_until=None,
+    not_before = (
+        None if outcome.seconds is None else timezone.now() + timedelta(seconds=outcome.seconds)
+    )
+    _ours(job).wait(
+        str(outcome),
+        outcome.reason,
+        not_before,
         attempts=job.attempts + 1,
         ambiguous=job.ambiguous or outcome.reason == Reason.UNANSWERED,
-        updated_at=now,
     )
 
 
@@ -313,10 +245,9 @@ def claim_batch(
         account_key=account_key, status=ConnectionStatus.CONNECTED
     ).exists()
     now = timezone.now()
-    due = _due(now, connected)
     candidates = list(
         SyncJob.objects.filter(account_key=account_key)
-        .filter(due)
+        .due(now, connected)
         .exclude(pk__in=[j.pk for j in jobs])
         .order_by("created_at", "pk")
         .values_list("pk", flat=True)[: max(0, limit - len(jobs))]
@@ -324,13 +255,8 @@ def claim_batch(
     if candidates:
         # One statement claims them all; a job another worker took meanwhile is no longer
         # due and stays with it.
-        SyncJob.objects.filter(pk__in=candidates).filter(due).update(
-            state=SyncJob.State.RUNNING,
-            lease_until=now + lease(),
-            updated_at=now,
-            claim_token=token,
-        )
-        jobs += list(SyncJob.objects.filter(pk__in=candidates, claim_token=token).order_by("pk"))
+        SyncJob.objects.filter(pk__in=candidates).due(now, connected).claim(token, now + lease())
+        jobs += list(SyncJob.objects.filter(pk__in=candidates).held(token).order_by("pk"))
     return jobs
 
 
@@ -478,7 +404,38 @@ class Run:
             SyncLog.objects.bulk_create([row for row in rows if row is not None])
         except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
             logger.exception("Could not write the sync log of a run for %s", self.account_key)
+        self._tell_the_host(done)
         return len(self.jobs)
+
+    def _tell_the_host(self, done: list[SyncJob]) -> None:
+        """The host's signals: each invoice synced, and each that failed for someone to fix."""
+        in_xero: dict[tuple[str, str], str] = {}
+        if done and self.connection is not None:
+            in_xero = {
+                (link.host_model, link.host_id): link.xero_invoice_id
+                for link in InvoiceLink.objects.of(self.connection).filter(
+                    host_id__in=[job.host_id for job in done]
+                )
+            }
+        for job in done:
+            signals.invoice_synced.send(
+                sender=SyncJob,
+                account_key=job.account_key,
+                host_model=job.host_model,
+                host_id=job.host_id,
+                xero_invoice_id=in_xero.get((job.host_model, job.host_id), ""),
+            )
+        for job in self.jobs:
+            outcome = self.outcomes.get(job.pk)
+            if isinstance(outcome, JobFailed):
+                signals.invoice_sync_failed.send(
+                    sender=SyncJob,
+                    account_key=job.account_key,
+                    host_model=job.host_model,
+                    host_id=job.host_id,
+                    reason=outcome.reason,
+                    message=str(outcome),
+                )
 
     def _settle(self, job: SyncJob, outcome: Any) -> SyncLog | None:
         """Move the job to its outcome; the log entry saying so (None when another worker or a
@@ -623,6 +580,16 @@ def _prepare(
 # ---- staff's decisions ------------------------------------------------------------------------
 
 
+def retry(jobs: Any) -> int:
+    """Staff's "Retry": run failed, waiting or resolved jobs again now, with new
+    Idempotency-Keys (after staff fixed something in Xero, Xero must not replay the refusal
+    it gave the old ones)."""
+    keys = jobs.retry()
+    for key in keys:
+        taskqueue.dispatch(run, *key)
+    return len(keys)
+
+
 def _links_of(jobs: Any) -> list[tuple[SyncJob, InvoiceLink]]:
     pairs = []
     for job in jobs:
@@ -642,7 +609,6 @@ def _links_of(jobs: Any) -> list[tuple[SyncJob, InvoiceLink]]:
 def link_to_existing(jobs: Any) -> int:
     """Staff say the invoice Xero already holds under a job's number is this CRM invoice: link
     it, and retry (the CRM's invoice is then sent as an update of it)."""
-    from xero_integration import outbox
 
     chosen = []
     for job, link in _links_of(jobs):
@@ -665,14 +631,13 @@ def link_to_existing(jobs: Any) -> int:
         )
         chosen.append(job.pk)
     if chosen:
-        outbox.retry(SyncJob.objects.filter(pk__in=chosen))
+        retry(SyncJob.objects.filter(pk__in=chosen))
     return len(chosen)
 
 
 def send_again_as_new(jobs: Any) -> int:
     """Staff want an invoice that was deleted in Xero created there again: forget the deleted
     one, and retry."""
-    from xero_integration import outbox
 
     chosen = []
     for job, link in _links_of(jobs):
@@ -702,7 +667,7 @@ def send_again_as_new(jobs: Any) -> int:
         )
         chosen.append(job.pk)
     if chosen:
-        outbox.retry(SyncJob.objects.filter(pk__in=chosen))
+        retry(SyncJob.objects.filter(pk__in=chosen))
     return len(chosen)
 
 
@@ -716,11 +681,8 @@ def _claimed(entries: list, outcomes: dict[int, Any], ambiguous: bool = False) -
     if not jobs:
         return []
     token = next(iter(jobs.values())).claim_token
-    held = SyncJob.objects.filter(pk__in=list(jobs), claim_token=token, state=SyncJob.State.RUNNING)
-    changes: dict[str, Any] = {"lease_until": timezone.now() + lease()}
-    if ambiguous:
-        changes["ambiguous"] = True
-    if held.update(**changes) < len(jobs):
+    held = SyncJob.objects.filter(pk__in=list(jobs)).held(token)
+    if held.renew(timezone.now() + lease(), ambiguous) < len(jobs):
         still = set(held.values_list("pk", flat=True))
     else:
         still = set(jobs)
@@ -996,7 +958,7 @@ class Push:
     def mark_ambiguous(self) -> None:
         """Flag the job for staff (admin's "unanswered writes") before a write; the proof used
         to settle it later is recorded on the links."""
-        if not _ours(self.job).update(ambiguous=True, lease_until=timezone.now() + lease()):
+        if not _ours(self.job).renew(timezone.now() + lease(), ambiguous=True):
             raise LostClaim(f"Sync job {self.job.pk} was taken over by another worker.")
         self.job.ambiguous = True
 

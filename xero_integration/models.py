@@ -418,6 +418,201 @@ class ContactImport(models.Model):
         return f"{self.imported:,} of {self.total:,}"
 
 
+_RECORD_CHANGE = """
+INSERT INTO {job} ({columns})
+SELECT {placeholders}
+WHERE EXISTS (SELECT 1 FROM {connection} WHERE account_key = %s)
+ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
+    change_seq = {job}.change_seq + 1,
+    number = excluded.number,
+    deleted = excluded.deleted,
+    state = CASE WHEN {job}.state IN (%s, %s) THEN {job}.state ELSE %s END,
+    updated_at = excluded.updated_at
+"""
+
+
+def _new_job_row(values: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Every column of a new sync job, with the model's own defaults for those not given, as
+    the database wants them."""
+    from django.db import connection as db_connection
+
+    columns, params = [], []
+    for model_field in SyncJob._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        name = model_field.name
+        value = values[name] if name in values else model_field.get_default()
+        columns.append(db_connection.ops.quote_name(model_field.column))
+        params.append(model_field.get_db_prep_save(value, db_connection))
+    return columns, params
+
+
+class SyncJobQuerySet(models.QuerySet):
+    """The sync job's states and every move between them: nothing else assigns ``state``.
+
+    pending → running (``claim``) → done (``finish``), waiting (``wait``), failed (``fail``) or
+    back to pending (``hand_back``); waiting → running once due; failed or waiting → pending
+    (``retry``, ``requeue``); failed → resolved (``resolve``). A host save adds a job or bumps
+    its ``change_seq`` (``SyncJobManager.enqueue``). The moves of a running job apply to the
+    jobs this worker holds (``held``), so a worker whose claim was taken over changes nothing.
+    """
+
+    def due(self, now: Any = None, connected: bool = True) -> SyncJobQuerySet:
+        """Jobs a worker may take now: pending; waiting past its time (or for a reconnect,
+        once ``connected``); running with an expired lease (its worker died)."""
+        now = now or timezone.now()
+        State = SyncJob.State
+        due = (
+            models.Q(state=State.PENDING)
+            | models.Q(state=State.WAITING, not_before__lte=now)
+            | models.Q(state=State.RUNNING, lease_until__lt=now)
+        )
+        if connected:
+            due |= models.Q(state=State.WAITING, not_before=None)
+        return self.filter(due)
+
+    def claim(self, token: str, lease_until: Any) -> int:
+        """Take these due jobs under ``token`` (call on ``due()``); how many were taken."""
+        return self.update(
+            state=SyncJob.State.RUNNING,
+            lease_until=lease_until,
+            claim_token=token,
+            updated_at=timezone.now(),
+        )
+
+    def held(self, token: str) -> SyncJobQuerySet:
+        """The jobs a worker holds under ``token``."""
+        return self.filter(claim_token=token, state=SyncJob.State.RUNNING)
+
+    def renew(self, lease_until: Any, ambiguous: bool = False) -> int:
+        """Extend the lease of held jobs (``ambiguous``: a write is about to go)."""
+        changes: dict[str, Any] = {"lease_until": lease_until}
+        if ambiguous:
+            changes["ambiguous"] = True
+        return self.update(**changes)
+
+    def finish(self, seq: int) -> int:
+        """Held jobs pushed as of change ``seq`` are done (one saved since stays running, for
+        ``hand_back``)."""
+        return self.filter(change_seq=seq).update(
+            state=SyncJob.State.DONE,
+            done_seq=seq,
+            error="",
+            error_fields=[],
+            reason="",
+            attempts=0,
+            ambiguous=False,
+            lease_until=None,
+            not_before=None,
+            updated_at=timezone.now(),
+        )
+
+    def hand_back(self, settled: bool = False) -> int:
+        """Held jobs go back to pending: time is up, or (``settled``: every write of the run
+        was answered) they changed while being pushed."""
+        changes: dict[str, Any] = {
+            "state": SyncJob.State.PENDING,
+            "lease_until": None,
+            "updated_at": timezone.now(),
+        }
+        if settled:
+            changes["ambiguous"] = False
+        return self.update(**changes)
+
+    def fail(self, message: str, fields: list[dict[str, str]], reason: str) -> int:
+        """Held jobs failed: kept with the message until the CRM changes or staff retry."""
+        return self.update(
+            state=SyncJob.State.FAILED,
+            error=message,
+            error_fields=fields,
+            reason=reason,
+            lease_until=None,
+            updated_at=timezone.now(),
+        )
+
+    def wait(
+        self, message: str, reason: str, not_before: Any, attempts: int, ambiguous: bool
+    ) -> int:
+        """Held jobs wait until ``not_before`` (None: until the account is connected)."""
+        return self.update(
+            state=SyncJob.State.WAITING,
+            error=message,
+            reason=reason,
+            not_before=not_before,
+            lease_until=None,
+            attempts=attempts,
+            ambiguous=ambiguous,
+            updated_at=timezone.now(),
+        )
+
+    def retry(self, new_keys: bool = True) -> list[tuple[str, str, str]]:
+        """Staff's Retry (and the like): these jobs, unless running, are due now, with new
+        Idempotency-Keys (``new_keys``) so that Xero does not replay an earlier refusal.
+        Returns the (account, model, id) of each, to queue its run."""
+        jobs = self.exclude(state=SyncJob.State.RUNNING)
+        keys = list(jobs.values_list("pk", "account_key", "host_model", "host_id"))
+        changes: dict[str, Any] = {
+            "state": SyncJob.State.PENDING,
+            "not_before": None,
+            "attempts": 0,
+            "reason": "",
+            "updated_at": timezone.now(),
+        }
+        if new_keys:
+            changes["key_generation"] = models.F("key_generation") + 1
+        SyncJob.objects.filter(pk__in=[k[0] for k in keys]).exclude(
+            state=SyncJob.State.RUNNING
+        ).update(**changes)
+        return [tuple(k[1:]) for k in keys]  # type: ignore[misc]
+
+    def record_change(
+        self, account_key: str, host_model: str, host_id: str, number: str, deleted: bool
+    ) -> bool:
+        """A host invoice changed: add its job, or count the change on it (one statement, in
+        the host's transaction). Nothing is recorded for an account that never connected.
+        True when recorded. A running or waiting job keeps its state (the running worker
+        pushes again; a wait is Xero's); any other becomes pending."""
+        from django.db import connection as db_connection
+
+        now = timezone.now()
+        columns, params = _new_job_row(
+            {
+                "account_key": account_key,
+                "host_model": host_model,
+                "host_id": host_id,
+                "number": number[:255],
+                "state": SyncJob.State.PENDING,
+                "deleted": deleted,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        sql = _RECORD_CHANGE.format(
+            job=SyncJob._meta.db_table,
+            connection=XeroConnection._meta.db_table,
+            columns=", ".join(columns),
+            placeholders=", ".join(["%s"] * len(columns)),
+        )
+        with db_connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                [
+                    *params,
+                    account_key,
+                    SyncJob.State.RUNNING,
+                    SyncJob.State.WAITING,
+                    SyncJob.State.PENDING,
+                ],
+            )
+            return cursor.rowcount > 0
+
+    def resolve(self) -> int:
+        """Staff's Mark resolved: jobs that are not running stop asking for attention."""
+        return self.exclude(state=SyncJob.State.RUNNING).update(
+            state=SyncJob.State.RESOLVED, updated_at=timezone.now()
+        )
+
+
 class SyncJob(models.Model):
     """The outbox: one row per host invoice that has changes Xero has not received yet.
 
@@ -473,6 +668,8 @@ class SyncJob(models.Model):
     reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = SyncJobQuerySet.as_manager()
 
     class Meta:
         verbose_name = "sync job"

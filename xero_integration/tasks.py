@@ -1,51 +1,23 @@
-"""Background tasks (django-q2 entry points). They take ids only and hold no logic of their own."""
+"""The app's periodic tasks (django-q2 schedules, see schedules.py) and the names of tasks
+queued before their code moved: each is a thin entry point holding no logic of its own.
+
+The modules queue their own functions through ``taskqueue``; nothing imports this module, so
+it may import them all.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from django.db import transaction
-from django_q.conf import Conf
-from django_q.tasks import async_task
-
-from xero_integration import connect, contacts, invoices, outbox, tokens
-
-logger = logging.getLogger(__name__)
-
-#: True while the broker refuses tasks: its failure is logged once, not once per save.
-_broker_down = False
-
-
-def dispatch(task_path: str, *args: object) -> None:
-    """Queue a task once the current transaction commits (at once outside a transaction).
-
-    The caller's data is committed by then, so a broker that cannot take the task must not
-    turn the caller's save into an error: the task is left to the sweeper, which queues every
-    due sync job again (``sweep_sync_jobs``), and the broker's failure is logged once.
-    """
-    # Run inline (django-q2's sync mode, as in tests), the task's own errors must surface.
-    transaction.on_commit(lambda: _enqueue(task_path, args), robust=not Conf.SYNC)
-
-
-def _enqueue(task_path: str, args: tuple[object, ...]) -> None:
-    global _broker_down
-    if Conf.SYNC:
-        async_task(task_path, *args)
-        return
-    try:
-        async_task(task_path, *args)
-    except Exception:
-        if not _broker_down:
-            _broker_down = True
-            logger.exception(
-                "The task broker refused %s; the work stays queued in the database and the "
-                "sweeper sends it once the broker is back.",
-                task_path,
-            )
-        return
-    if _broker_down:
-        _broker_down = False
-        logger.warning("The task broker takes tasks again.")
+from xero_integration import (
+    alerts,
+    connect,
+    contacts,
+    history,
+    invoices,
+    outbox,
+    readback,
+    tokens,
+    webhooks,
+)
 
 
 def exchange_code(attempt_id: str) -> None:
@@ -105,41 +77,29 @@ def sweep_sync_jobs() -> int:
 
 def process_webhook_events() -> int:
     """Act on the CONTACT and INVOICE events Xero's webhooks delivered."""
-    from xero_integration import webhooks
-
     return webhooks.process()
 
 
 def read_xero_changes() -> int:
     """Read invoice and payment changes made in Xero, for every connected organisation."""
-    from xero_integration import readback
-
     return readback.read_changes_everywhere()
 
 
 def check_drift() -> int:
     """Compare the invoices sent recently with Xero's copies (daily)."""
-    from xero_integration import readback
-
     return readback.check_drift_everywhere()
 
 
 def send_alerts() -> int:
     """Email account managers about a connection to reconnect or syncs failing (once each)."""
-    from xero_integration import alerts
-
     return alerts.send_due()
 
 
 def count_history(backfill_id: int) -> None:
     """Count the invoices an organisation lacks from before the connection (the dry run)."""
-    from xero_integration import history
-
     history.count(backfill_id)
 
 
 def send_history(backfill_id: int) -> None:
     """Send one batch of the invoices created before connecting, then queue the next."""
-    from xero_integration import history
-
     history.send(backfill_id)

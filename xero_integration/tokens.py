@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from xero_integration import services
+from xero_integration import services, signals
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ConnectionStatus, SyncLog, XeroConnection
 from xero_integration.xero.errors import OAuthError
@@ -27,7 +27,9 @@ REFRESH_MARGIN = timedelta(seconds=60)
 
 def mark_needs_reconnect(connection: XeroConnection, reason: str) -> None:
     """Flag a connection whose authorisation Xero no longer honours; its work waits."""
-    XeroConnection.objects.filter(pk=connection.pk, status=ConnectionStatus.CONNECTED).update(
+    changed = XeroConnection.objects.filter(
+        pk=connection.pk, status=ConnectionStatus.CONNECTED
+    ).update(
         status=ConnectionStatus.NEEDS_RECONNECT, status_reason=reason, updated_at=timezone.now()
     )
     connection.status = ConnectionStatus.NEEDS_RECONNECT
@@ -40,6 +42,10 @@ def mark_needs_reconnect(connection: XeroConnection, reason: str) -> None:
         message=reason,
     )
     logger.warning("Xero connection %s needs reconnecting: %s", connection.pk, reason)
+    if changed:
+        signals.connection_changed.send(
+            sender=XeroConnection, connection=connection, previous=ConnectionStatus.CONNECTED
+        )
 
 
 def access_token(connection_id: int) -> str:

@@ -28,6 +28,7 @@ from xero_integration import (
     history,
     oauth_state,
     services,
+    taskqueue,
 )
 from xero_integration.adapters import find_invoice, get_adapter, host_key
 from xero_integration.forms import AlertsForm, DefaultAccountsForm
@@ -39,7 +40,6 @@ from xero_integration.models import (
     HistoryBackfill,
     XeroConnection,
 )
-from xero_integration.tasks import dispatch
 from xero_integration.xero.oauth import new_code_verifier, new_state
 
 
@@ -236,7 +236,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             code_verifier=stashed["code_verifier"],
             redirect_uri=_redirect_uri(request),
         )
-        dispatch("xero_integration.tasks.exchange_code", str(attempt.pk))
+        taskqueue.dispatch(connect.exchange_code, str(attempt.pk))
     return redirect("xero_integration:attempt", attempt_id=attempt.pk)
 
 
@@ -291,7 +291,7 @@ def choose_organisation(request: HttpRequest, attempt_id: str) -> HttpResponse:
             state=ConnectAttempt.State.FINISHING,
             updated_at=timezone.now(),
         ):
-            dispatch("xero_integration.tasks.finish_connect", str(attempt.pk))
+            taskqueue.dispatch(connect.finish, str(attempt.pk))
     return redirect("xero_integration:attempt", attempt_id=attempt.pk)
 
 
@@ -330,7 +330,7 @@ def reload_accounts(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
         connection.accounts_loaded_at = None
         connection.save(update_fields=["accounts_loaded_at", "updated_at"])
-        dispatch("xero_integration.tasks.load_reference_data", connection.pk)
+        taskqueue.dispatch(connect.load_reference_data, connection.pk)
     messages.info(request, "Reading your chart of accounts from Xero…")
     return redirect("xero_integration:settings")
 
@@ -347,9 +347,7 @@ def disconnect(request: HttpRequest) -> HttpResponse:
         return render(request, "xero_integration/disconnect.html", {"connection": connection})
     with transaction.atomic():
         connect.disconnect(connection, request.user)
-        dispatch(
-            "xero_integration.tasks.disconnect_in_xero", connection.pk, connection.token_generation
-        )
+        taskqueue.dispatch(connect.disconnect_in_xero, connection.pk, connection.token_generation)
     messages.success(request, f"Disconnected from {connection.tenant_name}.")
     return redirect("xero_integration:settings")
 

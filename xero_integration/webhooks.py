@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from xero_integration import connect, contacts
+from xero_integration import connect, contacts, readback, taskqueue
 from xero_integration.adapters import get_adapter
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ConnectionStatus, WebhookEvent, XeroConnection
@@ -67,9 +67,7 @@ def record(body: bytes) -> int:
         return 0
     with transaction.atomic():
         WebhookEvent.objects.bulk_create(rows, ignore_conflicts=True)
-        from xero_integration.tasks import dispatch
-
-        dispatch("xero_integration.tasks.process_webhook_events")
+        taskqueue.dispatch(process)
     return len(rows)
 
 
@@ -143,7 +141,6 @@ def _refresh(connection: XeroConnection, ids: list[str], adapter: Any) -> None:
 
 def _refresh_invoices(connection: XeroConnection, ids: list[str]) -> None:
     """Xero's side of the linked invoices the events name (others are not the CRM's)."""
-    from xero_integration import readback
     from xero_integration.models import InvoiceLink
 
     linked = sorted(

@@ -65,7 +65,7 @@ def test_a_newcomer_is_led_to_choose_accounts_then_sends_the_earlier_invoices(
 ) -> None:
     from django_q.conf import Conf
 
-    from xero_integration import tasks
+    from xero_integration import taskqueue, tasks
     from xero_integration.models import HistoryBackfill
 
     page = browser_page
@@ -96,7 +96,7 @@ def test_a_newcomer_is_led_to_choose_accounts_then_sends_the_earlier_invoices(
     # From here the test runs the sending task itself, one batch at a time.
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: queued.append((path, args)))
+    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
     history.get_by_role(
         "button", name=f"Send the {EARLIER} invoices created before connecting"
     ).click()
@@ -107,7 +107,7 @@ def test_a_newcomer_is_led_to_choose_accounts_then_sends_the_earlier_invoices(
     shot(page, "setup-05-starting")
 
     backfill_id = outside_the_event_loop(lambda: HistoryBackfill.objects.get().pk)
-    assert queued == [("xero_integration.tasks.send_history", (backfill_id,))]
+    assert queued == [("xero_integration.history.send", (backfill_id,))]
     outside_the_event_loop(lambda: tasks.send_history(backfill_id))  # the first 50
     page.wait_for_selector("#history >> text=50 of 60 sent", timeout=15_000)
     assert page.locator("#history progress").get_attribute("value") == "50"

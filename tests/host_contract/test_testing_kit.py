@@ -128,14 +128,14 @@ def test_a_user_without_an_account_gets_no_connection(db, xero_connect) -> None:
 def test_an_app_task_that_raises_after_commit_is_reported(transactional_db, monkeypatch) -> None:
     """A task run inline that crashes fails where it was queued, and the kit keeps the
     crash with its traceback."""
-    from xero_integration import tasks
+    from xero_integration import invoices, taskqueue
 
     def crash(*args: object) -> None:
         raise RuntimeError("the adapter could not read invoice 7")
 
-    monkeypatch.setattr(tasks, "push_invoice", crash)
+    monkeypatch.setattr(invoices, "run", crash)
     with tasks_run_inline() as inline, pytest.raises(RuntimeError, match="invoice 7"):
-        tasks.dispatch("xero_integration.tasks.push_invoice", "1", "crm.invoice", "7")
+        taskqueue.dispatch("xero_integration.invoices.run", "1", "crm.invoice", "7")
     (failure,) = inline.failures
-    assert failure["func"] == "xero_integration.tasks.push_invoice"
+    assert failure["func"] == "xero_integration.invoices.run"
     assert "RuntimeError: the adapter could not read invoice 7" in failure["result"]

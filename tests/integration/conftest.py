@@ -259,12 +259,12 @@ def client_retries_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Saves inside ``with no_dispatch():`` queue jobs without starting them, so that one run
     takes them together as a batch."""
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
     @contextlib.contextmanager
     def held() -> Iterator[None]:
         with monkeypatch.context() as patched:
-            patched.setattr(tasks, "dispatch", lambda *args: None)
+            patched.setattr(taskqueue, "send", lambda *args: None)
             yield
 
     return held

@@ -18,7 +18,7 @@ from django.urls import reverse
 from crm_demo.crm.models import Invoice
 from tests.factories import ContactFactory, InvoiceFactory, InvoiceLineFactory
 from tests.integration.invoicing import job_of
-from xero_integration import backfill, history, tasks
+from xero_integration import backfill, history, taskqueue, tasks
 from xero_integration.models import HistoryBackfill, SyncJob, SyncLog, XeroConnection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,11 +142,11 @@ def test_the_progress_bar_follows_the_batches_the_task_sends(
     # From here tasks are queued, not run: the test runs each as a worker would.
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: queued.append((path, args)))
+    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
     found = HistoryBackfill.objects.get()
     assert found.invoices == 60
     owner_client.post(reverse("xero_integration:send_history"))
-    assert queued == [("xero_integration.tasks.send_history", (found.pk,))]
+    assert queued == [("xero_integration.history.send", (found.pk,))]
 
     part = reverse("xero_integration:part", args=["history"])
     fragment = " ".join(owner_client.get(part).content.decode().split())
@@ -158,7 +158,7 @@ def test_the_progress_bar_follows_the_batches_the_task_sends(
     fragment = " ".join(owner_client.get(part).content.decode().split())
     assert re.search(r'<progress class="xero-progress" value="50" max="60"', fragment), fragment
     assert "50 of 60 sent" in fragment
-    assert [path for path, _ in queued] == ["xero_integration.tasks.send_history"]
+    assert [path for path, _ in queued] == ["xero_integration.history.send"]
 
     queued.clear()
     tasks.send_history(found.pk)  # the last 10
@@ -251,16 +251,16 @@ def test_a_count_or_a_sending_whose_task_was_lost_is_queued_again(
     page_text(owner_client)
     found = HistoryBackfill.objects.get()
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: queued.append((path, args)))
+    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
     owner_client.post(reverse("xero_integration:send_history"))
-    assert queued == [("xero_integration.tasks.send_history", (found.pk,))]
+    assert queued == [("xero_integration.history.send", (found.pk,))]
 
     queued.clear()
     page_text(owner_client)
     assert queued == []  # a task was queued a moment ago
     HistoryBackfill.objects.update(updated_at=timezone.now() - datetime.timedelta(minutes=3))
     page_text(owner_client)
-    assert queued == [("xero_integration.tasks.send_history", (found.pk,))]
+    assert queued == [("xero_integration.history.send", (found.pk,))]
 
 
 def test_a_sending_finds_nothing_left_when_the_invoices_went_another_way(
@@ -277,7 +277,7 @@ def test_a_sending_finds_nothing_left_when_the_invoices_went_another_way(
         host_id=str(made[0].pk),
         state=SyncJob.State.PENDING,
     )
-    monkeypatch.setattr(tasks, "_enqueue", lambda path, args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda path, *args: None)
     owner_client.post(reverse("xero_integration:send_history"))
     tasks.send_history(found.pk)
     assert HistoryBackfill.objects.get().state == HistoryBackfill.State.DONE

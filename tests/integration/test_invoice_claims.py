@@ -33,10 +33,10 @@ def xero_invoices(xero_sandbox, tenant_id: str) -> list[dict]:
 
 
 def test_a_worker_whose_lease_was_taken_over_stops_touching_the_job(connected, monkeypatch):
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
     _, account, _ = connected
-    monkeypatch.setattr(tasks, "dispatch", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
     invoice = sent_invoice(account)
     job = SyncJob.objects.get(host_id=str(invoice.pk))
     first = invoices.claim(job.account_key, job.host_model, job.host_id)

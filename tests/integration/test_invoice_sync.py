@@ -929,10 +929,10 @@ def test_a_job_whose_task_was_lost_is_dispatched_by_the_sweeper(
     xero_sandbox, connected, monkeypatch
 ):
     tenant_id, account, _ = connected
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
     with monkeypatch.context() as patched:
-        patched.setattr(tasks, "dispatch", lambda *args: None)  # the broker lost the task
+        patched.setattr(taskqueue, "send", lambda *args: None)  # the broker lost the task
         invoice = make_invoice(account, [{}])
     job = job_of(invoice)
     assert job.state == SyncJob.State.PENDING
@@ -949,9 +949,9 @@ def test_two_workers_running_the_same_job_make_one_invoice(xero_sandbox, connect
     if db_connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (concurrent transactions)")
     tenant_id, account, _ = connected
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
-    monkeypatch.setattr(tasks, "dispatch", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
     invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
     PaymentFactory(invoice=invoice, amount=Decimal("10.00"))
     assert job_of(invoice).state == SyncJob.State.PENDING
@@ -989,9 +989,9 @@ def test_two_workers_on_a_job_with_an_expired_lease_make_one_invoice(
     if db_connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (concurrent transactions)")
     tenant_id, account, _ = connected
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
-    monkeypatch.setattr(tasks, "dispatch", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
     invoice = make_invoice(account, [{}])
     SyncJob.objects.filter(host_id=str(invoice.pk)).update(
         state=SyncJob.State.RUNNING, lease_until=timezone.now() - timedelta(seconds=5)
@@ -1020,10 +1020,10 @@ def test_invoices_pushed_together_survive_a_lost_response_once_each(
     xero_sandbox, connected, monkeypatch
 ):
     tenant_id, account, _ = connected
-    from xero_integration import tasks
+    from xero_integration import taskqueue
 
     with monkeypatch.context() as patched:
-        patched.setattr(tasks, "dispatch", lambda *args: None)
+        patched.setattr(taskqueue, "send", lambda *args: None)
         first = make_invoice(account, [{"unit_price": Decimal("10")}])
         second = make_invoice(account, [{"unit_price": Decimal("20")}])
         pay(second, "5.00")

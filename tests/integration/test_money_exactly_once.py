@@ -31,7 +31,7 @@ from tests.integration.invoicing import (
     unpay,
     xero_invoice,
 )
-from xero_integration import connect, invoices, outbox, services, tasks
+from xero_integration import connect, invoices, outbox, services, taskqueue
 from xero_integration.models import PaymentLink, SyncJob, SyncLog
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.ratelimit import NullLimiter
@@ -221,12 +221,13 @@ def test_a_save_commits_and_returns_while_the_broker_is_down(connected, monkeypa
 
     from django_q.conf import Conf
 
-    broker_up = tasks.async_task
+    broker_up = taskqueue.async_task
     monkeypatch.setattr(Conf, "SYNC", False)  # a real broker, not tasks run in the test
-    monkeypatch.setattr(tasks, "async_task", broker_down)
-    monkeypatch.setattr(tasks, "_broker_down", False)
+    monkeypatch.setattr(taskqueue, "async_task", broker_down)
+    monkeypatch.setattr(taskqueue, "_broker_down", False)
+    monkeypatch.setattr(taskqueue, "broker", lambda: None)
     later_hooks: list[str] = []
-    with caplog.at_level(logging.ERROR, logger="xero_integration.tasks"):
+    with caplog.at_level(logging.ERROR, logger="xero_integration.taskqueue"):
         for number in range(3):
             with transaction.atomic():
                 invoice = make_invoice(account, [{"unit_price": Decimal("10")}])
@@ -237,7 +238,7 @@ def test_a_save_commits_and_returns_while_the_broker_is_down(connected, monkeypa
     assert job_of(invoice).state == SyncJob.State.PENDING
     assert len([r for r in caplog.records if "broker refused" in r.getMessage()]) == 1
 
-    monkeypatch.setattr(tasks, "async_task", broker_up)
+    monkeypatch.setattr(taskqueue, "async_task", broker_up)
     monkeypatch.setattr(Conf, "SYNC", True)
     SyncJob.objects.update(updated_at=job_of(invoice).updated_at - outbox.SWEEP_GRACE * 2)
     assert outbox.sweep() == 3
