@@ -110,7 +110,7 @@ def let_go(
     still reaches an organisation in ``in_use``.
 
     Xero's tokens are per user per app, and revoking one removes every connection that Xero
-    user made to the app (xero-api.md §1.5): when two CRM accounts were connected by the same
+    user made to the app (Xero documents it so): when two CRM accounts were connected by the same
     Xero user, revoking one account's token would disconnect the other too. Xero's own list of
     the grant's connections decides; when it cannot be read while something here is in use,
     the grant is kept (an unused refresh token expires in Xero after 60 days).

@@ -1,4 +1,4 @@
-"""Xero's webhooks (xero-api.md §6): verify the signature over the raw body, keep the events,
+"""Xero's webhooks: verify the signature over the raw body, keep the events,
 answer at once; a task then reads the changed contacts and writes them into the CRM.
 
 CONTACT events refresh the contact the same way the incremental import does (so the schedule

@@ -1,4 +1,4 @@
-"""An invoice's way to Xero in a real browser (issue 6): sign in, connect through the sandbox's
+"""An invoice's way to Xero in a real browser: sign in, connect through the sandbox's
 consent page and choose the payment account (as in test_connect_in_browser.py), then create an
 invoice with a taxed line through the CRM's form, send it, record a partial payment, and see it
 on the sandbox's organisation page with the right number, total, status and amount due.

@@ -1,4 +1,4 @@
-"""Invoices to Xero, exactly once (issue 6): every field, taxes, currencies, statuses, payments,
+"""Invoices to Xero, exactly once: every field, taxes, currencies, statuses, payments,
 the outbox and the faults, each checked against the sandbox's state afterwards.
 
 Invoices are built inside ``transaction.atomic()`` so that the host's saves coalesce into one

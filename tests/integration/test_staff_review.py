@@ -1,4 +1,4 @@
-"""Staff review of invoice syncs (issue 6, "Staff review (Django admin)"), against the sandbox.
+"""Staff review of invoice syncs in Django admin, against the sandbox.
 
 Django admin (a superuser's ``admin_client``): the sync jobs and the "failed syncs" list with
 Xero's messages, filters and search, "Retry" and "Mark resolved" on several rows at once, the

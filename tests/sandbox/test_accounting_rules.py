@@ -1,4 +1,4 @@
-"""Xero's accounting rules, as the sandbox must enforce them (issue 3; xero-api.md §2-§3).
+"""Xero's accounting rules, as the sandbox must enforce them (Xero's API documentation).
 
 One rule per test, over real HTTP against the ``xero_sandbox`` fixture. Every test builds its own
 organisation through the control API and calls the Accounting API with a real access token.
@@ -72,7 +72,7 @@ def assert_validation_error(response, message: str | None = None) -> list[str]:
 
 
 def assert_tax_rate_refused(response) -> None:
-    """Xero's texts for a TaxType it will not take (xero-api.md §3.2)."""
+    """Xero's texts for a TaxType it will not take (Xero's API documentation)."""
     messages = assert_validation_error(response)
     assert any(
         m == "Tax rate must be valid."

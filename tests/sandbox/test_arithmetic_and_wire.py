@@ -1,4 +1,4 @@
-"""Xero's arithmetic and wire format, as the sandbox must reproduce them (xero-api.md §2, §5).
+"""Xero's arithmetic and wire format, as the sandbox must reproduce them (Xero's API documentation).
 
 Over real HTTP against the ``xero_sandbox`` fixture: line amounts with discounts, tax per line
 rounded then summed, ``unitdp``, line amount types; the envelope, Microsoft JSON dates,
@@ -86,7 +86,7 @@ def test_discounted_line_is_taxed_after_the_discount(org: Org, customer):
 
 
 def test_tax_is_rounded_per_line_then_summed(org: Org, customer):
-    """xero-api.md §2.2 (rounding guide): 25.06/25.61/25.63 at 15% -> 11.44, not 11.45."""
+    """Xero's API documentation (rounding guide): 25.06/25.61/25.63 at 15% -> 11.44, not 11.45."""
     lines = [org.line(unit_amount=amount) for amount in ("25.06", "25.61", "25.63")]
 
     invoice = org.create_invoice(customer["ContactID"], lines=lines)

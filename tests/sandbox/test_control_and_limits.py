@@ -1,7 +1,7 @@
-"""The sandbox's control API (issue 3) and Xero's rate limits (xero-api.md §4), over real HTTP.
+"""The sandbox's control API and Xero's rate limits (Xero's API documentation), over real HTTP.
 
 Control-API tests call `/_sandbox/...` directly with `requests`, so they check the exact shapes
-issue 3 promises, not the fixture's helpers. Time moves only through the sandbox clock.
+the sandbox promises, not the fixture's helpers. Time moves only through the sandbox clock.
 """
 
 from __future__ import annotations
@@ -465,7 +465,7 @@ def test_rate_headers_count_down_on_successful_calls(xs, org, token):
     ],
 )
 def test_rate_headers_on_error_responses_too(xs, org, token, method, path, body, status):
-    """xero-api.md §4 / issue 3: the three headers come on every tenant-scoped response."""
+    """Xero's API documentation: the three headers come on every tenant-scoped response."""
     assert call(xs, token, org).status_code == 200
     failed = call(xs, token, org, path, method, json=body)
     assert failed.status_code == status, failed.text

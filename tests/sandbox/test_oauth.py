@@ -1,4 +1,4 @@
-"""The sandbox's OAuth 2.0 and connections, over real HTTP (issue 3; xero-api.md §1, §5).
+"""The sandbox's OAuth 2.0 and connections, over real HTTP (Xero's API documentation).
 
 Each test asserts one rule Xero enforces. They are written from the spec, not from the sandbox's
 code: if one fails because the sandbox is more forgiving than Xero, the sandbox is wrong.
@@ -190,7 +190,7 @@ def redirect_query(response: requests.Response, redirect_uri: str) -> dict[str, 
 
 
 def assert_refused_without_redirect(response: requests.Response, redirect_uri: str) -> None:
-    """Xero shows no consent and never sends a bad request back to the app (xero-api.md §1.1)."""
+    """Xero shows no consent and never sends a bad request back to the app."""
     if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):
         location = urljoin(response.url, response.headers.get("Location", ""))
         assert not same_endpoint(location, redirect_uri), f"redirected to the app: {location}"

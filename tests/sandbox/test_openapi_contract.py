@@ -1,4 +1,4 @@
-"""Contract test: the sandbox's wire traffic against Xero's own OpenAPI description (issue 3).
+"""Contract test: the sandbox's wire traffic against Xero's own OpenAPI description.
 
 Every endpoint the integration uses is called over real HTTP against the ``xero_sandbox`` fixture,
 and both the request we sent and the answer the sandbox gave are validated with openapi-core
@@ -7,7 +7,7 @@ The sandbox is served on a loopback port; each exchange is mapped onto Xero's se
 (``https://api.xero.com/api.xro/2.0`` and ``https://api.xero.com``) before validation.
 
 Xero's description documents no 429 and few 404 responses: those are checked against
-``../shared/xero-api.md`` (§4, §5) instead.
+Xero's API documentation instead.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def accounting_spec() -> OpenAPI:
     return OpenAPI.from_dict(_load_yaml("xero_accounting.yaml"), config=_CONFIG)
 
 
-# Xero's /connections dates are documented (spec example and xero-api.md §1.5) as
+# Xero's /connections dates are documented (spec example and Xero's API documentation) as
 # "2019-12-07T18:46:19.5165400": UTC with no offset, which is not an RFC 3339 ``date-time`` as the
 # same spec declares. Only for those two fields, ``format: date-time`` is replaced by a pattern of
 # the shape Xero documents (still a strict check of what the sandbox sends).
@@ -195,7 +195,7 @@ class Contract:
         return response.json() if response.content else None
 
     # Identity API (``/connections``). Xero's description spells the path ``/Connections``; our
-    # client uses ``/connections`` as xero-api.md §1.1 does. Xero's paths are case-insensitive
+    # client uses ``/connections`` as Xero's documentation does. Xero's paths are case-insensitive
     # (the official SDK sends the capital C), so the lower-case spelling is mapped onto the
     # described path before validation.
     def identity(self, method: str, path: str, params=None, status: int = 200):
@@ -558,7 +558,7 @@ def test_connections_get_and_delete(contract: Contract):
 
 
 def test_unknown_ids_answer_404(contract: Contract):
-    """xero-api.md §5: unknown id → 404 (body undocumented). The spec lists no 404 for these."""
+    """Unknown id → 404 (body undocumented). The spec lists no 404 for these."""
     for path in (f"/Invoices/{uuid.uuid4()}", f"/Contacts/{uuid.uuid4()}"):
         response = contract.send("GET", f"/api.xro/2.0{path}")
         assert response.status_code == 404, (path, response.status_code, response.text)
@@ -570,7 +570,7 @@ def test_unknown_ids_answer_404(contract: Contract):
 
 
 def test_rate_limit_429_headers(contract: Contract):
-    """xero-api.md §4: 429 with ``X-Rate-Limit-Problem`` and ``Retry-After`` (seconds)."""
+    """Xero's API documentation: 429 with ``X-Rate-Limit-Problem`` and ``Retry-After`` (seconds)."""
     contract.sandbox.set_limits(contract.tenant_id, per_minute=3)
     statuses = []
     response = None

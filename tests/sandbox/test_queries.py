@@ -1,6 +1,6 @@
-"""How strictly the sandbox reads queries and contact fields, as Xero does (xero-api.md §2.3,
-§3.1): no escape for a quote in a ``where`` string, ``searchTerm`` over five fields in any case,
-``Name==`` exact while name uniqueness ignores case, and ASCII-only email addresses."""
+"""How strictly the sandbox reads queries and contact fields, as Xero does: no escape for a
+quote in a ``where`` string, ``searchTerm`` over five fields in any case, ``Name==`` exact
+while name uniqueness ignores case, and ASCII-only email addresses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhooks as Xero sends them (xero-api.md §6), and the sandbox's state file."""
+"""Webhooks as Xero sends them (Xero's API documentation), and the sandbox's state file."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""An independent client: Xero's official SDK ``xero_python`` pointed at the sandbox (issue 3).
+"""An independent client: Xero's official SDK ``xero_python`` pointed at the sandbox.
 
 Xero accepts what its own SDK sends, so the sandbox must too: ``/Connections`` with a capital C,
 bare (unwrapped) bodies on ``POST /Payments`` and ``PUT /Currencies``, ``/Date(ms)/`` dates and
 read-only fields such as ``HasAttachments`` inside request bodies, ``True``/``False`` in query
-strings. The answers are checked against the figures Xero's documentation gives (xero-api.md §2.2
-for discounted line amounts and per-line tax, §3.3 for payments and amount due).
+strings. The answers are checked against the figures Xero's documentation gives for discounted
+line amounts, per-line tax, payments and amount due.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def test_invoice_with_discount_and_tax_then_payments(sdk: Sdk):
         unitdp=4,
     ).invoices[0]
     assert not invoice.has_errors, invoice.validation_errors
-    # xero-api.md §2.2: LineAmount = Quantity × UnitAmount × (100 − DiscountRate) / 100;
+    # Xero's API documentation: LineAmount = Quantity × UnitAmount × (100 − DiscountRate) / 100;
     # tax per line, rounded to 2 dp, then summed.
     # line 1: 2 × 100.00 × 0.90 = 180.00, tax 27.00; line 2: 25.06, tax 3.759 → 3.76.
     assert [money(li.line_amount) for li in invoice.line_items] == [
@@ -269,7 +269,7 @@ def test_invoice_with_discount_and_tax_then_payments(sdk: Sdk):
     assert partial.payment_type == "ACCRECPAYMENT"
 
     after_partial = sdk.accounting.get_invoice(sdk.tenant_id, invoice.invoice_id).invoices[0]
-    # xero-api.md §3.3: a partial payment leaves the invoice AUTHORISED with the rest due
+    # Xero's API documentation: a partial payment leaves the invoice AUTHORISED with the rest due
     assert after_partial.status == "AUTHORISED"
     assert money(after_partial.amount_paid) == Decimal("100.00")
     assert money(after_partial.amount_due) == Decimal("135.82")

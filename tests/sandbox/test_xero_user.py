@@ -1,6 +1,6 @@
 """A person working in Xero itself, through the control API (``/_sandbox/organisations/{id}/
 invoices`` and ``/payments``): Xero's own rules apply, the API sees the changes (amounts,
-statuses, ``If-Modified-Since``) and the INVOICE webhook events follow (xero-api.md §3.2, §3.3, §6).
+statuses, ``If-Modified-Since``) and the INVOICE webhook events follow (Xero's API documentation).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from xero_integration.models import SyncJob, SyncLog
 
 TRANSPORT_DETAILS = ("Xero answered", "correlation id", "PUT /", "api.xro", "tenant", "retry after")
 
-#: Refusals Xero documents (xero-api.md §3) that a CRM user's data can cause.
+#: Refusals Xero documents (Xero's API documentation) that a CRM user's data can cause.
 DOCUMENTED_REFUSALS = [
     "Invoice # must be unique.",
     "Invoice not of valid status for modification",

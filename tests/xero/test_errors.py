@@ -1,4 +1,4 @@
-"""Xero's error replies (xero-api.md section 5) mapped to the exception hierarchy."""
+"""Xero's error replies mapped to the exception hierarchy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Xero's identity service as the sandbox emulates it (xero-api.md §1): the consent page,
+"""Xero's identity service as the sandbox emulates it (Xero's API documentation): the consent page,
 ``/connect/token``, ``/connect/revocation`` and ``/connections``."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ SCOPE_WORDS = {
     "accounting.transactions.read": "View your business transactions",
     "accounting.reports.read": "View your reports",
 }
-# Broad scopes apps created since March 2026 may no longer ask for (xero-api.md §1.4).
+# Broad scopes apps created since March 2026 may no longer ask for (Xero's API documentation).
 DEPRECATED_SCOPES = {
     "accounting.transactions",
     "accounting.transactions.read",
@@ -96,7 +96,7 @@ def _page(title: str, content: str, status: int = 200) -> Response:
 
 
 def _error_page(message: str) -> Response:
-    # Xero never redirects a bad authorization request back to the app (xero-api.md §1.1).
+    # Xero never redirects a bad authorization request back to the app (Xero's API documentation).
     return _page(
         "Something went wrong",
         f"<h1>Sorry, something went wrong</h1><p class='error' id='error'>{escape(message)}</p>",
@@ -314,7 +314,7 @@ class OAuth:
             return Response.json(self.issue(family))
 
     def issue(self, family: st.TokenFamily, nonce: str | None = None) -> dict:
-        """A token response as Xero gives it (xero-api.md §1.1)."""
+        """A token response as Xero gives it (Xero's API documentation)."""
         now = self.sandbox.clock.now()
         expires = now + st.ACCESS_TOKEN_LIFETIME
         epoch = int(now.timestamp())
@@ -383,7 +383,7 @@ class OAuth:
             record = self.sandbox.refresh_tokens.get(request.form_value("token") or "")
             family = self.sandbox.token_families.get(record.family_id) if record else None
             if family is not None and family.client_id == app.client_id:
-                # Revocation removes every connection this user made to the app (§1.5).
+                # Revocation removes every connection this user made to the app.
                 self.sandbox.revoke_app(app.client_id)
         return Response(status=200, body=b"")
 

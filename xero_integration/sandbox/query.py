@@ -1,5 +1,5 @@
 r"""Xero's ``where`` and ``order`` query parameters: a small parser for the expressions
-xero-api.md §2.3 lists (comparisons, ``&&``/``||``/``AND``/``OR``, ``Contains``, ``StartsWith``,
+Xero's documentation lists (comparisons, ``&&``/``||``/``AND``/``OR``, ``Contains``, ``StartsWith``,
 ``EndsWith``, ``ToLower``, ``Guid("...")``, ``DateTime(y, m, d)``), compiled to a predicate.
 
 A string runs from one double quote to the next: Xero has no escape for a quote inside it, so

@@ -23,7 +23,7 @@ CURRENCY_NAMES = {
     "ZAR": "South African Rand",
 }
 
-# Countries whose organisations must give new tax rates a ReportTaxType (xero-api.md §3.4).
+# Countries whose organisations must give new tax rates a ReportTaxType (Xero's API documentation).
 REPORT_TAX_TYPE_REQUIRED = {"AU", "NZ", "GB", "UK"}
 REPORT_TAX_TYPE_REFUSED = {"US"}
 

@@ -1,4 +1,4 @@
-"""Webhooks as Xero sends them (xero-api.md §6): Intent to Receive when a URL is registered,
+"""Webhooks as Xero sends them: Intent to Receive when a URL is registered,
 then signed CONTACT and INVOICE events, delivered in batches from a background thread with
 retries."""
 

@@ -1,5 +1,5 @@
 """Xero's wire format as the sandbox speaks it: JSON with ``/Date(ms+0000)/`` dates, Decimal
-amounts, the response envelope, and the error bodies of xero-api.md §5."""
+amounts, the response envelope, and the error bodies of Xero's API documentation"""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def dumps(value: Any) -> bytes:
 
 
 def envelope(provider: str, now: datetime, **collections: Any) -> dict:
-    """The envelope every Accounting API response carries (xero-api.md §2.1)."""
+    """The envelope every Accounting API response carries (Xero's API documentation)."""
     body: dict[str, Any] = {
         "Id": str(uuid.uuid4()),
         "Status": "OK",

@@ -12,7 +12,7 @@ from typing import Any
 from xero_integration.data import HostAddress, HostContact, ImportedContact
 from xero_integration.xero.wire import parse_datetime
 
-#: Xero's field lengths (xero-api.md §3.1).
+#: Xero's field lengths (Xero's API documentation).
 NAME_MAX = 255
 CONTACT_NUMBER_MAX = 50
 EMAIL_MAX = 255
@@ -125,9 +125,9 @@ def contact_payload(host: HostContact, prefix: str, name: str | None = None) -> 
 # ---- lookups ----------------------------------------------------------------------------------
 
 #: What a ContactNumber may hold to be written into a ``where`` string: Xero's filter strings
-#: have no working escape for a quote (xero-api.md §2.3), so only these characters go there.
+#: have no working escape for a quote (Xero's API documentation), so only these characters go there.
 _WHERE_SAFE = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
-#: An address Xero takes: plain ASCII, something@domain.tld, no spaces (xero-api.md §3.1).
+#: An address Xero takes: plain ASCII, something@domain.tld, no spaces (Xero's API documentation).
 _XERO_EMAIL = re.compile(r"^[\x21-\x7e]+@[\x21-\x7e]+\.[\x21-\x7e]+$")
 
 

@@ -1,5 +1,5 @@
 """The Accounting API under ``/api.xro/2.0``: Organisation, Accounts, Contacts, Invoices,
-Payments, TaxRates and Currencies with Xero's rules, messages and arithmetic (xero-api.md §2-3).
+Payments, TaxRates and Currencies with Xero's rules, messages and arithmetic.
 
 One module per resource answers its endpoints; ``core`` holds what they share."""
 

@@ -1,5 +1,5 @@
 """``GET /Accounts`` and ``GET/POST /Accounts/{AccountID}``: the chart of accounts, with
-archiving, payments enabled and unique names (xero-api.md §3.6)."""
+archiving, payments enabled and unique names (Xero's API documentation)."""
 
 from __future__ import annotations
 

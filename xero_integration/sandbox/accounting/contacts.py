@@ -1,6 +1,6 @@
 """``GET/PUT/POST /Contacts`` and ``GET/POST /Contacts/{ContactID|ContactNumber}``: unique
 names among ACTIVE contacts, field limits, ASCII email addresses, ``searchTerm``, and how an
-invoice's ``Contact`` finds (or creates) its contact (xero-api.md §3.1, §3.2)."""
+invoice's ``Contact`` finds (or creates) its contact (Xero's API documentation)."""
 
 from __future__ import annotations
 
@@ -278,7 +278,7 @@ def resolve_for_document(ctx: Context, given: dict, errors: Invalid) -> dict | N
     if contact is None and given.get("Name") and not given.get("ContactID"):
         contact = active_named(org, str(given["Name"]))
         if contact is None:
-            # Xero creates a contact from an unknown Name (xero-api.md §3.2, documented
+            # Xero creates a contact from an unknown Name (Xero's API documentation, documented
             # in docs/sandbox.md).
             fields = writable_fields(given, 0)
             fields.pop("ContactStatus", None)

@@ -56,7 +56,7 @@ class Invalid(Exception):
         return bool(self.messages)
 
     def echo(self, element: Any) -> dict:
-        """The failing element as sent, with ValidationErrors at every level (§5)."""
+        """The failing element as sent, with ValidationErrors at every level."""
         echo = copy.deepcopy(element) if isinstance(element, dict) else {}
         echo["ValidationErrors"] = [{"Message": m} for m in self.messages]
         lines = echo.get("LineItems")
@@ -124,7 +124,7 @@ class Context:
         self._webhooks = webhooks
 
     def emit(self, category: str, resource_id: str, kind: str) -> None:
-        """Queue the webhook event Xero sends for this change (xero-api.md §6)."""
+        """Queue the webhook event Xero sends for this change (Xero's API documentation)."""
         self._webhooks.emit(self.org, category, resource_id, kind)
 
     def only(self, *methods: str) -> None:
@@ -224,7 +224,7 @@ class Context:
         save: Callable[[dict, int], dict],
         out: Callable[[dict], dict] | None = None,
     ) -> Response:
-        """Apply each element; Xero's summarizeErrors rules decide the answer (§2.4)."""
+        """Apply each element; Xero's summarizeErrors rules decide the answer."""
         summarize = (self.query.get("summarizeerrors") or "true").lower() != "false"
         results: list[tuple[dict | None, Invalid | None, dict]] = []
         for index, item in enumerate(items):

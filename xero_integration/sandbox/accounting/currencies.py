@@ -1,5 +1,5 @@
 """``GET/PUT /Currencies``: a single-object body adds ("subscribes") a currency, which needs
-multi-currency on the organisation's plan (xero-api.md §3.5)."""
+multi-currency on the organisation's plan (Xero's API documentation)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``GET/PUT/POST /Invoices``, ``GET/POST /Invoices/{InvoiceID|InvoiceNumber}`` and
 ``POST /Invoices/{InvoiceID}/Email``: lines, taxes and totals computed as Xero does, unique
-numbers, status transitions, and no edit once a payment is allocated (xero-api.md §2.2, §3.2)."""
+numbers, status transitions, and no edit once a payment is allocated (Xero's API documentation)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from .core import (
 INVOICE_TYPES = {"ACCREC", "ACCPAY"}
 INVOICE_STATUSES = {"DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED"}
 LINE_AMOUNT_TYPES = {"EXCLUSIVE": "Exclusive", "INCLUSIVE": "Inclusive", "NOTAX": "NoTax"}
-# Allowed invoice status changes (xero-api.md §3.2).
+# Allowed invoice status changes (Xero's API documentation).
 TRANSITIONS = {
     "DRAFT": {"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"},
     "SUBMITTED": {"SUBMITTED", "DRAFT", "AUTHORISED", "DELETED"},

@@ -1,4 +1,4 @@
-"""``GET /Organisation`` and ``GET /Organisation/Actions`` (xero-api.md §3.7)."""
+"""``GET /Organisation`` and ``GET /Organisation/Actions`` (Xero's API documentation)."""
 
 from __future__ import annotations
 

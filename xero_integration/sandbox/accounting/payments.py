@@ -1,6 +1,6 @@
 """``GET/PUT/POST /Payments`` and ``GET/POST /Payments/{PaymentID}``: payments against
 AUTHORISED invoices to accounts that take them, never over the amount due, and deletion by
-``{"Status": "DELETED"}`` unless reconciled (xero-api.md §3.3)."""
+``{"Status": "DELETED"}`` unless reconciled (Xero's API documentation)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """``GET/PUT/POST /TaxRates`` and ``GET /TaxRates/{TaxType}``: rates with components,
-compound arithmetic, ``ReportTaxType`` by country, and system rates left alone (xero-api.md
-§3.4)."""
+compound arithmetic, ``ReportTaxType`` by country, and system rates left alone."""
 
 from __future__ import annotations
 
