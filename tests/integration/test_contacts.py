@@ -7,9 +7,9 @@ Background tasks run inline (see conftest).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
@@ -717,12 +717,15 @@ def _race(connection: XeroConnection, host: HostContact, workers: int = 2) -> li
 
 @pytest.fixture
 def slow_decision(monkeypatch) -> None:
-    """Hold each worker between reading Xero's candidates and creating, so that without the
-    lock both would have seen "no match" before either creates."""
+    """Make two workers meet between reading Xero's candidates and creating: without the
+    lock both have seen "no match" before either creates. With it the second is still
+    waiting for the lock, so the first stops waiting for it after a while and goes on."""
     original = rules.choose
+    meeting = threading.Barrier(2, timeout=3)
 
     def slow(*args: Any, **kwargs: Any):
-        time.sleep(0.3)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meeting.wait()
         return original(*args, **kwargs)
 
     monkeypatch.setattr(rules, "choose", slow)

@@ -46,10 +46,14 @@ def test_a_worker_whose_lease_was_taken_over_stops_touching_the_job(connected, m
     assert second is not None and second.claim_token != first.claim_token
     with pytest.raises(invoices.LostClaim):
         invoices.keep_claim(first)
-    invoices._finish(first, first.change_seq)  # the first worker ends late: it changes nothing
-    assert SyncJob.objects.get(pk=job.pk).state == SyncJob.State.RUNNING
-    invoices._finish(second, second.change_seq)
-    assert SyncJob.objects.get(pk=job.pk).state == SyncJob.State.DONE
+    jobs = SyncJob.objects.filter(pk=job.pk)
+    # The first worker ends late: whatever it reports changes nothing.
+    assert jobs.held(first.claim_token).finish(first.change_seq) == 0
+    assert jobs.held(first.claim_token).fail("late", [], SyncJob.Reason.REFUSED) == 0
+    assert jobs.get().state == SyncJob.State.RUNNING
+    assert jobs.get().claim_token == second.claim_token
+    assert jobs.held(second.claim_token).finish(second.change_seq) == 1
+    assert jobs.get().state == SyncJob.State.DONE
 
 
 def test_an_invoice_number_xero_has_for_another_contact_is_not_taken_over(xero_sandbox, connected):
@@ -122,19 +126,35 @@ def test_a_job_waiting_for_a_reconnect_runs_once_connected(xero_sandbox, connect
     assert SyncJob.objects.get(pk=job.pk).state == SyncJob.State.DONE
 
 
-def test_retry_uses_new_idempotency_keys(xero_sandbox, connected, settings):
-    tenant_id, account, _ = connected
-    settings.XERO_CREATE_TAX_RATES = False
-    from tests.factories import tax_with
+def test_retry_uses_new_idempotency_keys(xero_sandbox, connected):
+    """After staff fix something in Xero, Retry sends the write under a new key: Xero would
+    replay its earlier refusal for the old one."""
+    from tests.integration.invoicing import XeroUser
 
-    tax = tax_with(account, "Unmapped 9%", ("X", "9", False))
-    invoice = InvoiceFactory(account=account, status=Invoice.Status.DRAFT)
-    InvoiceLineFactory(invoice=invoice, tax=tax)
-    invoice.recalculate()
-    invoice.status = Invoice.Status.SENT
-    invoice.save()
+    tenant_id, account, _ = connected
+    person = XeroUser(xero_sandbox, tenant_id)
+    (someone,) = xero_sandbox.edit_contacts(tenant_id, [{"Name": "Somebody Else Ltd"}])
+    theirs = person.create_invoice(
+        InvoiceNumber="INV-KEY",
+        Contact={"ContactID": someone},
+        LineItems=[
+            {"Description": "Typed in Xero", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}
+        ],
+    )
+    invoice = sent_invoice(account, number="INV-KEY")
     job = SyncJob.objects.get(host_id=str(invoice.pk))
     assert job.state == SyncJob.State.FAILED
-    before = job.key_generation
+
+    person.edit_invoice(theirs["InvoiceID"], Status="DELETED")  # staff free the number in Xero
     outbox.retry(SyncJob.objects.filter(pk=job.pk))
-    assert SyncJob.objects.get(pk=job.pk).key_generation == before + 1
+
+    assert SyncJob.objects.get(pk=job.pk).state == SyncJob.State.DONE
+    creates = [
+        r
+        for r in xero_sandbox.requests(tenant_id)
+        if r["method"] == "PUT" and r["path"].endswith("/Invoices")
+    ]
+    *refused, after_retry = [r["idempotency_key"] for r in creates]
+    assert refused and after_retry not in refused
+    numbers = [i["InvoiceNumber"] for i in xero_invoices(xero_sandbox, tenant_id)]
+    assert numbers.count("INV-KEY") == 2  # theirs (deleted) and ours

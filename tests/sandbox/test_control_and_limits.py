@@ -630,8 +630,7 @@ def test_fewer_calls_than_the_concurrent_limit_go_through(xs, org, token):
         xs, method="GET", path="/api.xro/2.0/Contacts*", kind="timeout", count=2, hold_seconds=1
     )
     threads, _ = _hold_requests(xs, token, org, 2)
-    time.sleep(0.3)
-    response = call(xs, token, org, "/Organisation")
+    response = _first_refusal_while_held(xs, token, org, held=2)  # the two are in flight
     for thread in threads:
         thread.join(timeout=5)
     assert response.status_code == 200, response.text

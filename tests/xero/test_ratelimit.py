@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -47,36 +46,42 @@ def test_implementations_satisfy_the_protocol() -> None:
 
 def test_at_most_five_calls_in_flight_per_tenant() -> None:
     limiter = InMemoryLimiter(max_wait=10)
-    release = threading.Event()
-    entered: list[int] = []
+    held = [limiter.acquire(TENANT) for _ in range(5)]
+    for slot in held:
+        slot.__enter__()
+    assert limiter.in_flight(TENANT) == 5
+    # A sixth call for the tenant gets no slot; one for another tenant is not held up.
+    with pytest.raises(ThrottledLocally) as caught, limiter.acquire(TENANT, max_wait=0):
+        pass
+    assert caught.value.problem == "concurrent"
+    with limiter.acquire("tenant-b"):
+        assert limiter.in_flight("tenant-b") == 1
+    held[0].__exit__(None, None, None)
+    with limiter.acquire(TENANT, max_wait=0):  # a slot came free
+        assert limiter.in_flight(TENANT) == 5
+    for slot in held[1:]:
+        slot.__exit__(None, None, None)
+    assert limiter.in_flight(TENANT) == 0
+
+
+def test_threads_beyond_the_limit_wait_their_turn_and_all_get_through() -> None:
+    limiter = InMemoryLimiter(max_wait=10)
     lock = threading.Lock()
-    peak = 0
+    peak, done = 0, 0
 
     def call() -> None:
-        nonlocal peak
-        with limiter.acquire(TENANT):
-            with lock:
-                entered.append(1)
-                peak = max(peak, limiter.in_flight(TENANT))
-            release.wait(5)
+        nonlocal peak, done
+        with limiter.acquire(TENANT), lock:
+            peak = max(peak, limiter.in_flight(TENANT))
+        with lock:
+            done += 1
 
     threads = [threading.Thread(target=call) for _ in range(12)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 5
-    while len(entered) < 5 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.05)  # give a sixth thread the chance to slip in, were the limit broken
-    assert len(entered) == 5
-    assert limiter.in_flight(TENANT) == 5
-    # Another tenant is not held up by this one's calls.
-    with limiter.acquire("tenant-b"):
-        assert limiter.in_flight("tenant-b") == 1
-    release.set()
     for thread in threads:
         thread.join(5)
-    assert len(entered) == 12
-    assert peak == 5
+    assert done == 12 and peak <= 5
     assert limiter.in_flight(TENANT) == 0
 
 
