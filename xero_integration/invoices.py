@@ -328,28 +328,40 @@ class Run:
                 self._write_call(call, jobs)
 
     def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
-        first = jobs[0]
+        """One entry per invoice the call served, so that each invoice's log shows it; a
+        shared call's bodies are kept once, on its first entry."""
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
         label = "Invoice" if len(jobs) == 1 else "Invoices"
         details: dict[str, Any] = {"query": call.query} if call.query else {}
         if len(jobs) > 1:
             details["jobs"] = [j.pk for j in jobs]
-        try:
-            SyncLog.objects.create(
+
+        def entry(job: SyncJob, **extra: Any) -> SyncLog:
+            return SyncLog(
                 connection=self.connection,
                 account_key=self.account_key,
-                job=first,
-                host_id=first.host_id,
+                job=job,
+                host_id=job.host_id,
                 action=f"{call.method} {call.path}"[:255],
                 outcome=SyncLog.Outcome.OK if call.status < 400 else SyncLog.Outcome.FAILED,
                 http_status=call.status or None,
                 correlation_id=call.correlation_id,
                 message=f"{label} {numbers}{more}",
+                **extra,
+            )
+
+        try:
+            first = entry(
+                jobs[0],
                 details=details,
                 request_body=call.request_body,
                 response_body=call.response_body,
             )
+            first.save()
+            if len(jobs) > 1:
+                shared = {**details, "same_call_as": first.pk}
+                SyncLog.objects.bulk_create([entry(job, details=shared) for job in jobs[1:]])
         except Exception:  # the call happened; a log row that cannot be written is not fatal
             logger.exception("Could not record a call to Xero in the sync log")
 
