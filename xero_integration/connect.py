@@ -14,7 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from xero_integration import app_settings, services, signals, tokens
+from xero_integration import app_settings, outcomes, services, signals, tokens
 from xero_integration.calllog import CallRecorder
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
@@ -25,7 +25,7 @@ from xero_integration.models import (
 )
 from xero_integration.tokens import ConnectionTokenSource
 from xero_integration.xero.client import XeroClient
-from xero_integration.xero.errors import Forbidden, NotFound, XeroError
+from xero_integration.xero.errors import NotFound, XeroError
 from xero_integration.xero.oauth import OAuthClient
 from xero_integration.xero.wire import parse_date
 
@@ -404,19 +404,18 @@ def load_reference_data(connection_id: int) -> None:
         organisation: dict[str, Any] = client.organisation()
         accounts = client.accounts(where='Status=="ACTIVE"')
         actions = client.organisation_actions()
-    except ConnectionNotReady:
-        return
-    except Forbidden:
-        confirm_still_connected(connection)
-        return
-    except XeroError as exc:
-        SyncLog.objects.create(
-            connection=connection,
-            account_key=connection.account_key,
-            action="load_accounts",
-            outcome=SyncLog.Outcome.FAILED,
-            message=str(exc),
-        )
+    except (XeroError, ConnectionNotReady) as exc:
+        found = outcomes.classify(exc)
+        if found.kind == outcomes.Kind.CHECK_CONNECTION:
+            confirm_still_connected(connection)
+        elif found.kind != outcomes.Kind.RECONNECT:
+            SyncLog.objects.create(
+                connection=connection,
+                account_key=connection.account_key,
+                action="load_accounts",
+                outcome=SyncLog.Outcome.FAILED,
+                message=found.message,
+            )
         return
     connection.tenant_name = organisation.get("Name") or connection.tenant_name
     connection.short_code = organisation.get("ShortCode") or ""

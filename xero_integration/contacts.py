@@ -18,7 +18,7 @@ from django.db import connection as db_connection
 from django.db.models import Q
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, signals, taskqueue
+from xero_integration import app_settings, connect, outcomes, signals, taskqueue
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact
 from xero_integration.exceptions import ConnectionNotReady
@@ -26,9 +26,6 @@ from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog
 from xero_integration.sync import contacts as rules
 from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
 from xero_integration.xero.errors import (
-    Forbidden,
-    RateLimited,
-    ThrottledLocally,
     XeroError,
     element_errors,
 )
@@ -121,25 +118,23 @@ def run_import(job_id: int) -> None:
                 if_modified_since=job.modified_since,
                 include_archived=job.kind == ContactImport.Kind.CHANGES,
             )
-        except (ThrottledLocally, RateLimited) as exc:
-            _wait(job, f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60)
-            return
-        except ConnectionNotReady as exc:
-            _wait(job, str(exc), None)
-            return
-        except Forbidden:
-            connect.confirm_still_connected(connection)
-            _wait(job, "Xero refused access to the organisation.", None)
-            return
-        except XeroError as exc:
-            if exc.retryable:
-                _wait(job, f"Xero is unavailable: {exc}", 60)
+        except (XeroError, ConnectionNotReady) as exc:
+            found = outcomes.classify(exc)
+            if found.kind == outcomes.Kind.CHECK_CONNECTION:
+                connect.confirm_still_connected(connection)
+                _wait(job, "Xero refused access to the organisation.", None)
+                return
+            if found.kind == outcomes.Kind.OUT_OF_TIME:
+                _wait(job, found.message, 0)
+                return
+            if found.passing:
+                _wait(job, found.message, found.seconds)
                 return
             job.state = ContactImport.State.FAILED
-            job.error = str(exc)
+            job.error = found.message
             job.finished_at = timezone.now()
             job.save()
-            _log(connection, "contact_import", SyncLog.Outcome.FAILED, str(exc))
+            _log(connection, "contact_import", SyncLog.Outcome.FAILED, found.message)
             return
         try:
             saved = _save_page(job, number, page.items, page.item_count, adapter)

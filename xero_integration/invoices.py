@@ -32,7 +32,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, contacts, preflight, signals, taskqueue
+from xero_integration import (
+    app_settings,
+    connect,
+    contacts,
+    outcomes,
+    preflight,
+    signals,
+    taskqueue,
+)
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import Call, CallRecorder
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
@@ -53,12 +61,8 @@ from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import (
     DeadlineReached,
     FieldError,
-    Forbidden,
-    RateLimited,
-    ThrottledLocally,
     ValidationError,
     XeroError,
-    XeroTransportError,
     element_errors,
 )
 
@@ -69,10 +73,6 @@ STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
 BACKOFF_CAP = 3600.0
-DUPLICATE_NUMBER = "Invoice # must be unique."
-NOT_MODIFIABLE = "Invoice not of valid status for modification"
-PAYMENT_ALLOCATED = "has a payment or credit note allocated"
-ALREADY_DELETED = "already been deleted"
 CURRENCY_HELP = (
     "Organisation is not subscribed to currency {code}. The invoice's currency is not enabled "
     "in Xero and could not be added: enable multi-currency in your Xero plan, or add {code} in "
@@ -283,7 +283,7 @@ class Run:
         self.deadline = clock() + run_seconds()
         self.connection = XeroConnection.objects.filter(account_key=account_key).first()
         self.adapter = get_adapter()
-        self.outcomes: dict[int, Any] = {}
+        self.job_outcomes: dict[int, Any] = {}
         self.batch = Batch()
         self.serving: list[SyncJob] = []
         # Calls made inside a database transaction (a contact created under a row lock) are
@@ -374,7 +374,7 @@ class Run:
                 preloaded, contact_ids = _prepare(self, self.jobs)
         for job in self.jobs:
             if clock() >= self.deadline:
-                self.outcomes[job.pk] = Released()
+                self.job_outcomes[job.pk] = Released()
                 continue
             try:
                 if connection is None or not connection.is_connected:
@@ -388,30 +388,30 @@ class Run:
                 push.contact_ids = contact_ids
                 with self.serving_jobs([job]):
                     push.run()
-                self.outcomes[job.pk] = None
+                self.job_outcomes[job.pk] = None
             except Deferred:
-                self.outcomes[job.pk] = PENDING
+                self.job_outcomes[job.pk] = PENDING
             except (JobFailed, JobWaits, LostClaim, Released) as outcome:
-                self.outcomes[job.pk] = outcome
+                self.job_outcomes[job.pk] = outcome
             except AdapterFailed as exc:
                 logger.exception("The CRM's adapter failed on sync job %s", job.pk)
-                self.outcomes[job.pk] = _adapter_outcome(exc, job)
+                self.job_outcomes[job.pk] = _adapter_outcome(exc, job)
             except Exception as exc:  # a bug must leave the job retryable and readable
                 logger.exception("Sync job %s crashed", job.pk)
-                self.outcomes[job.pk] = _crashed(exc, job)
+                self.job_outcomes[job.pk] = _crashed(exc, job)
         if self.batch.invoices or self.batch.payments:
             try:
                 _send_batch(self)
             except Exception as exc:  # as above: nothing is lost, everything is retried
                 logger.exception("Batch for account %s crashed", self.account_key)
-                for job_pk, outcome in self.outcomes.items():
+                for job_pk, outcome in self.job_outcomes.items():
                     if outcome is PENDING:
-                        self.outcomes[job_pk] = JobWaits(
+                        self.job_outcomes[job_pk] = JobWaits(
                             f"Unexpected error: {exc}", backoff(0), Reason.CRASHED
                         )
-        done = [job for job in self.jobs if self.outcomes.get(job.pk, PENDING) is None]
+        done = [job for job in self.jobs if self.job_outcomes.get(job.pk, PENDING) is None]
         _finish_many(done)
-        rows = [self._settle(job, self.outcomes.get(job.pk, PENDING)) for job in self.jobs]
+        rows = [self._settle(job, self.job_outcomes.get(job.pk, PENDING)) for job in self.jobs]
         try:
             SyncLog.objects.bulk_create([row for row in rows if row is not None])
         except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
@@ -438,7 +438,7 @@ class Run:
                 xero_invoice_id=in_xero.get((job.host_model, job.host_id), ""),
             )
         for job in self.jobs:
-            outcome = self.outcomes.get(job.pk)
+            outcome = self.job_outcomes.get(job.pk)
             if isinstance(outcome, JobFailed):
                 signals.invoice_sync_failed.send(
                     sender=SyncJob,
@@ -686,7 +686,7 @@ def send_again_as_new(jobs: Any) -> int:
 # ---- the shared calls of a batch ------------------------------------------------------------
 
 
-def _claimed(entries: list, outcomes: dict[int, Any], ambiguous: bool = False) -> list:
+def _claimed(entries: list, job_outcomes: dict[int, Any], ambiguous: bool = False) -> list:
     """The entries whose job this worker still holds (a lost claim stops its part), their
     leases renewed in one statement; ``ambiguous`` flags them for staff before a write."""
     jobs = {entry[0].job.pk: entry[0].job for entry in entries}
@@ -702,7 +702,7 @@ def _claimed(entries: list, outcomes: dict[int, Any], ambiguous: bool = False) -
     for entry in entries:
         job = entry[0].job
         if job.pk not in still:
-            outcomes[job.pk] = LostClaim(f"Sync job {job.pk} was taken over by another worker.")
+            job_outcomes[job.pk] = LostClaim(f"Sync job {job.pk} was taken over by another worker.")
             continue
         job.ambiguous = job.ambiguous or ambiguous
         kept.append(entry)
@@ -712,17 +712,19 @@ def _claimed(entries: list, outcomes: dict[int, Any], ambiguous: bool = False) -
 def _send_batch(run: Run) -> None:
     """The shared calls: new invoices (then their payments), results matched by position; one
     refused invoice fails alone. Every job with work here leaves with an outcome."""
-    outcomes = run.outcomes
-    entries = _claimed(run.batch.invoices, outcomes, ambiguous=True)
+    job_outcomes = run.job_outcomes
+    entries = _claimed(run.batch.invoices, job_outcomes, ambiguous=True)
     if entries:
         _create_invoices_together(run, entries)
-    payments = [entry for entry in run.batch.payments if outcomes.get(entry[0].job.pk) is PENDING]
-    payments = _claimed(payments, outcomes, ambiguous=True)
+    payments = [
+        entry for entry in run.batch.payments if job_outcomes.get(entry[0].job.pk) is PENDING
+    ]
+    payments = _claimed(payments, job_outcomes, ambiguous=True)
     for start in range(0, len(payments), BATCH_SIZE):
         _create_payments_together(run, payments[start : start + BATCH_SIZE])
     for entry in run.batch.payments:
-        if outcomes.get(entry[0].job.pk) is PENDING:
-            outcomes[entry[0].job.pk] = None
+        if job_outcomes.get(entry[0].job.pk) is PENDING:
+            job_outcomes[entry[0].job.pk] = None
 
 
 def _outcome(push: Push, exc: Exception) -> Exception:
@@ -738,12 +740,16 @@ def _outcome(push: Push, exc: Exception) -> Exception:
     return exc
 
 
-#: Errors after which a write certainly made nothing: refused with an answer, or never sent.
-NOT_APPLIED = (RateLimited, ThrottledLocally, DeadlineReached, ValidationError)
+def certainly_not_applied(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` certainly made nothing in Xero (refused with an
+    answer, or never sent)."""
+    if not isinstance(exc, XeroError | ConnectionNotReady):
+        return False
+    return not outcomes.classify(exc).maybe_applied
 
 
 def _create_invoices_together(run: Run, entries: list) -> None:
-    outcomes = run.outcomes
+    job_outcomes = run.job_outcomes
     first = entries[0][0]
     payloads = [entry[3] for entry in entries]
     for push, _invoice, link, payload, _digest in entries:
@@ -753,7 +759,7 @@ def _create_invoices_together(run: Run, entries: list) -> None:
         with run.serving_jobs([entry[0].job for entry in entries]):
             results = run.client.put_invoices(payloads, summarize_errors=False, idempotency_key=key)
     except Exception as exc:
-        if isinstance(exc, NOT_APPLIED):
+        if certainly_not_applied(exc):
             for push, _invoice, link, payload, _digest in entries:
                 push.answered_create(link, payload)
             if isinstance(exc, ValidationError) and len(entries) > 1:
@@ -762,11 +768,11 @@ def _create_invoices_together(run: Run, entries: list) -> None:
                 return
         outcome = _outcome(first, exc)
         for push, *_ in entries:
-            outcomes[push.job.pk] = outcome
+            job_outcomes[push.job.pk] = outcome
         return
     if len(results) != len(entries):
         for push, *_ in entries:
-            outcomes[push.job.pk] = JobWaits(
+            job_outcomes[push.job.pk] = JobWaits(
                 "Xero's answer did not list every invoice sent; checking before sending again.",
                 backoff(push.job.attempts),
                 Reason.UNANSWERED,
@@ -780,15 +786,15 @@ def _create_invoices_together(run: Run, entries: list) -> None:
                         k, i, r, s, d
                     )
                 )
-            outcomes[push.job.pk] = None
+            job_outcomes[push.job.pk] = None
         except Deferred:
-            outcomes[push.job.pk] = PENDING
+            job_outcomes[push.job.pk] = PENDING
         except (JobFailed, JobWaits, LostClaim, Released) as outcome:
-            outcomes[push.job.pk] = outcome
+            job_outcomes[push.job.pk] = outcome
 
 
 def _create_payments_together(run: Run, chunk: list) -> None:
-    outcomes = run.outcomes
+    job_outcomes = run.job_outcomes
     # Payments of invoices created in this batch learn their InvoiceID only now.
     bodies = [{**body, "Invoice": {"InvoiceID": push.link_id()}} for push, _, body in chunk]
     records = [
@@ -800,16 +806,16 @@ def _create_payments_together(run: Run, chunk: list) -> None:
         with run.serving_jobs([entry[0].job for entry in chunk]):
             results = run.client.put_payments(bodies, summarize_errors=False, idempotency_key=key)
     except Exception as exc:
-        if isinstance(exc, NOT_APPLIED):
+        if certainly_not_applied(exc):
             for record in records:
                 record.delete()  # refused with an answer, or never sent: nothing was created
         outcome = _outcome(first, exc)
         for push, *_ in chunk:
-            outcomes[push.job.pk] = outcome
+            job_outcomes[push.job.pk] = outcome
         return
     if len(results) != len(chunk):
         for push, *_ in chunk:
-            outcomes[push.job.pk] = JobWaits(
+            job_outcomes[push.job.pk] = JobWaits(
                 "Xero's answer did not list every payment sent; checking before sending again.",
                 backoff(push.job.attempts),
                 Reason.UNANSWERED,
@@ -819,9 +825,11 @@ def _create_payments_together(run: Run, chunk: list) -> None:
         errors = element_errors(result)
         if errors:
             record.delete()
-            outcomes[push.job.pk] = JobFailed("; ".join(str(e) for e in errors), _fields(errors))
+            job_outcomes[push.job.pk] = JobFailed(
+                "; ".join(str(e) for e in errors), _fields(errors)
+            )
         elif not result.get("PaymentID"):
-            outcomes[push.job.pk] = JobWaits(
+            job_outcomes[push.job.pk] = JobWaits(
                 "Xero's answer named no payment; checking before sending again.",
                 backoff(push.job.attempts),
                 Reason.UNANSWERED,
@@ -839,11 +847,11 @@ def _send_alone(run: Run, entries: list) -> None:
                 push.guarded(
                     lambda p=push, i=invoice, k=link, s=payload, d=digest: p.create_now(k, i, s, d)
                 )
-            run.outcomes[push.job.pk] = None
+            run.job_outcomes[push.job.pk] = None
         except Deferred:
-            run.outcomes[push.job.pk] = PENDING
+            run.job_outcomes[push.job.pk] = PENDING
         except (JobFailed, JobWaits, LostClaim, Released) as outcome:
-            run.outcomes[push.job.pk] = outcome
+            run.job_outcomes[push.job.pk] = outcome
 
 
 def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
@@ -882,38 +890,34 @@ class Push:
         self.guarded(self._run)
 
     def guarded(self, work: Callable[[], Any]) -> Any:
-        """Run ``work``, turning Xero's answers into the job's outcome (fail, or wait)."""
+        """Run ``work``, turning Xero's answers into the job's outcome (fail, or wait) through
+        the one classifier (outcomes.classify)."""
         try:
             return work()
-        except DeadlineReached as exc:
-            raise Released(str(exc)) from exc
-        except ConnectionNotReady as exc:
-            raise JobWaits(str(exc), None, Reason.RECONNECT) from exc
-        except (ThrottledLocally, RateLimited) as exc:
-            raise JobWaits(
-                f"Waiting for Xero's rate limit: {exc}", exc.retry_after or 60, Reason.RATE_LIMIT
-            ) from exc
-        except Forbidden as exc:
-            # Still connected: a passing refusal, tried again later; gone: wait for reconnect.
-            still = connect.confirm_still_connected(self.connection)
-            raise JobWaits(
-                f"Xero refused access to the organisation: {exc}",
-                backoff(self.job.attempts) if still else None,
-                Reason.UNAVAILABLE if still else Reason.RECONNECT,
-            ) from exc
         except contacts.ContactRejected as exc:
             raise JobFailed(f"Xero refused the contact: {exc}") from exc
-        except ValidationError as exc:
-            self.refresh_if_stale(exc.errors)
-            raise JobFailed(
-                "; ".join(str(e) for e in exc.errors) or str(exc), _fields(exc.errors)
-            ) from exc
-        except XeroTransportError as exc:
-            raise JobWaits(f"{exc}", backoff(self.job.attempts), Reason.UNANSWERED) from exc
-        except XeroError as exc:
-            if exc.retryable:
-                raise JobWaits(str(exc), backoff(self.job.attempts), Reason.UNANSWERED) from exc
-            raise JobFailed(str(exc)) from exc
+        except (XeroError, ConnectionNotReady) as exc:
+            raise self.outcome_of(exc) from exc
+
+    def outcome_of(self, exc: XeroError | ConnectionNotReady) -> Exception:
+        """The job's outcome for an exception from a call to Xero."""
+        found = outcomes.classify(exc, backoff=backoff(self.job.attempts))
+        if found.kind == outcomes.Kind.OUT_OF_TIME:
+            return Released(found.message)
+        if found.kind == outcomes.Kind.CHECK_CONNECTION:
+            # Still connected: a passing refusal, tried again later; gone: wait for reconnect.
+            still = connect.confirm_still_connected(self.connection)
+            return JobWaits(
+                f"Xero refused access to the organisation: {found.message}",
+                found.seconds if still else None,
+                Reason.UNAVAILABLE if still else Reason.RECONNECT,
+            )
+        if found.kind in (outcomes.Kind.RETRY, outcomes.Kind.RECONNECT):
+            return JobWaits(found.message, found.seconds, found.reason)
+        if found.refresh:
+            self.refresh(found)
+        fields = _fields(exc.errors) if isinstance(exc, ValidationError) else []
+        return JobFailed(found.message, fields)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -1058,7 +1062,7 @@ class Push:
         try:
             result = self.client.post_invoice(update, idempotency_key=self.key("update", update))
         except ValidationError as exc:
-            if any(NOT_MODIFIABLE in e.message for e in exc.errors):
+            if outcomes.refused_with(exc, "not_modifiable"):
                 self.learn_removed_in_xero(link, "changed", exc)
             raise
         self.save_result(link, invoice, result, digest)
@@ -1111,8 +1115,9 @@ class Push:
             results = self.client.put_invoices(
                 [payload], summarize_errors=False, idempotency_key=self.key("create", payload)
             )
-        except NOT_APPLIED:
-            self.answered_create(link, payload)
+        except Exception as exc:
+            if certainly_not_applied(exc):
+                self.answered_create(link, payload)
             raise
         return self.created(link, invoice, results[0] if results else {}, payload, digest)
 
@@ -1141,7 +1146,7 @@ class Push:
             )
         # Answered: no longer a proof. Saved with the result below, or at once on a refusal.
         self.answered_create(link, payload, save=bool(errors))
-        if any(e.message == DUPLICATE_NUMBER for e in errors):
+        if outcomes.refused_with(errors, "number_taken"):
             self.settle_number(link, [invoice.number])
             if not link.xero_invoice_id:
                 raise JobWaits(
@@ -1266,15 +1271,20 @@ class Push:
             link.save(update_fields=["drift", "drift_detail"])
 
     def refresh_if_stale(self, errors: list[FieldError]) -> None:
-        """When Xero's refusal says our cached reference data is out of date (a tax rate or an
-        account changed in Xero, a currency unknown), forget that data and try again soon; the
-        next run reads it afresh. Staff's own tax mappings are kept. Gives up after a few tries,
-        leaving Xero's message on the job."""
+        """Xero refused one element of a shared call: as ``refresh`` for its refusal."""
+        found = outcomes.classify_elements(errors)
+        if found.refresh:
+            self.refresh(found)
+
+    def refresh(self, found: outcomes.Outcome) -> None:
+        """Xero's refusal says our copy of its reference data is out of date (a tax rate or an
+        account changed in Xero, a currency unknown, a contact merged): forget that data and
+        try again soon; the next run reads it afresh. Staff's own tax mappings are kept. Gives
+        up after a few tries, leaving Xero's message on the job."""
         if self.job.attempts >= STALE_RETRIES:
             return
-        text = " ".join(error.message for error in errors)
         stale = []
-        if "Tax rate must be valid" in text or "TaxType code" in text:
+        if "tax_rates" in found.refresh:
             # Only what this invoice used: a refused tax never wipes the other mappings.
             TaxRateMapping.objects.of(self.connection).filter(
                 set_by_staff=False, host_id__in=self.used_tax_mappings
@@ -1284,20 +1294,22 @@ class Push:
             )
             self.run_.tax_rates = None
             stale.append("tax rates")
-        if "not subscribed to currency" in text:
+        if "currencies" in found.refresh:
             XeroConnection.objects.filter(pk=self.connection.pk).update(currencies=[])
             stale.append("currencies")
-        if "is not a valid code for this document" in text or "Account must be valid" in text:
+        if "accounts" in found.refresh:
             connect.load_reference_data(self.connection.pk)
             stale.append("accounts")
-        if contacts.ARCHIVED_CONTACT in text and contacts.follow_merge(
+        if "contacts" in found.refresh and contacts.follow_merge(
             self.connection, self.client, self.contact_id
         ):
             stale.append("contacts")
         if stale:
             # New keys for the next try: Xero would replay its refusal for the old ones.
             SyncJob.objects.filter(pk=self.job.pk).update(key_generation=F("key_generation") + 1)
-            raise JobWaits(f"Xero's {' and '.join(stale)} changed; reading them again. ({text})", 1)
+            raise JobWaits(
+                f"Xero's {' and '.join(stale)} changed; reading them again. ({found.message})", 1
+            )
 
     def link_id(self) -> str:
         assert self.invoice_link is not None
@@ -1530,15 +1542,15 @@ class Push:
                 payment.xero_payment_id,
                 idempotency_key=self.key("delete", payment.xero_payment_id),
             )
-        except ValidationError as exc:
-            if not any(ALREADY_DELETED in e.message for e in exc.errors):
-                payment.state = PaymentLink.State.LINKED  # refused: still in Xero
-                payment.save(update_fields=["state", "updated_at"])
+        except Exception as exc:
+            already_gone = isinstance(exc, ValidationError) and outcomes.refused_with(
+                exc, "payment_already_deleted"
+            )
+            if not already_gone:
+                if certainly_not_applied(exc):
+                    payment.state = PaymentLink.State.LINKED  # still in Xero
+                    payment.save(update_fields=["state", "updated_at"])
                 raise
-        except (RateLimited, ThrottledLocally, DeadlineReached):
-            payment.state = PaymentLink.State.LINKED  # refused unread, or never sent
-            payment.save(update_fields=["state", "updated_at"])
-            raise
         payment.state = PaymentLink.State.DELETED
         payment.save(update_fields=["state", "updated_at"])
 
@@ -1574,9 +1586,10 @@ class Push:
             results = self.client.put_payments(
                 bodies, summarize_errors=False, idempotency_key=self.key("payments", bodies)
             )
-        except NOT_APPLIED:
-            for record in records:
-                record.delete()
+        except Exception as exc:
+            if certainly_not_applied(exc):
+                for record in records:
+                    record.delete()
             raise
         if len(results) != len(records):
             raise JobWaits(
@@ -1658,8 +1671,9 @@ class Push:
         try:
             result = self.client.post_invoice(body, idempotency_key=self.key(target, body))
         except ValidationError as exc:
-            messages = " ".join(e.message for e in exc.errors)
-            if PAYMENT_ALLOCATED in messages or NOT_MODIFIABLE in messages:
+            if outcomes.refused_with(exc, "payment_allocated") or outcomes.refused_with(
+                exc, "not_modifiable"
+            ):
                 self.explain_refused_removal(link, exc)
             raise
         self.save_result(link, None, result, link.payload_hash)

@@ -40,6 +40,10 @@ class Meaning:
     examples: tuple[str, ...] = ()
     #: True for refusals in Xero's words; False for the integration's own texts and waits.
     from_xero: bool = False
+    #: What the refusal tells the sync to do besides failing (see outcomes.py): ``refresh:…``
+    #: (a copy of Xero's reference data is out of date: read it again and retry), or ``done``
+    #: (what was asked is so already).
+    effect: str = ""
 
     def matches(self, reason: str, text: str) -> re.Match[str] | bool:
         if self.reasons and reason not in self.reasons:
@@ -119,6 +123,7 @@ XERO_REFUSALS: tuple[Meaning, ...] = (
             "The TaxType code 'OUTPUT2' cannot be used with account code '200'.",
         ),
         from_xero=True,
+        effect="refresh:tax_rates",
     ),
     Meaning(
         "account_invalid",
@@ -140,6 +145,7 @@ XERO_REFUSALS: tuple[Meaning, ...] = (
             "enabled (EnablePaymentsToAccount).",
         ),
         from_xero=True,
+        effect="refresh:accounts",
     ),
     Meaning(
         "currency",
@@ -154,6 +160,7 @@ XERO_REFUSALS: tuple[Meaning, ...] = (
         _p(r"not subscribed to currency (?P<code>[A-Z]{3})"),
         examples=("Organisation is not subscribed to currency USD",),
         from_xero=True,
+        effect="refresh:currencies",
     ),
     Meaning(
         "archived_contact",
@@ -169,6 +176,7 @@ XERO_REFUSALS: tuple[Meaning, ...] = (
             "must be un-archived before creating new invoices or credit notes.",
         ),
         from_xero=True,
+        effect="refresh:contacts",
     ),
     Meaning(
         "contact_name_taken",
@@ -253,6 +261,16 @@ XERO_REFUSALS: tuple[Meaning, ...] = (
         _p(r"Payment with the specified PaymentID could not be found"),
         examples=("The Payment with the specified PaymentID could not be found.",),
         from_xero=True,
+    ),
+    Meaning(
+        "payment_already_deleted",
+        _("A payment was already removed in Xero; nothing more to do for it."),
+        "Xero says the payment is deleted already (an earlier delete whose answer was lost, or "
+        "someone removed it in Xero); the sync counts the delete as done.",
+        _p(r"payment has already been deleted"),
+        examples=("This payment has already been deleted.",),
+        from_xero=True,
+        effect="done",
     ),
     Meaning(
         "overpayment",

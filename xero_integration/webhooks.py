@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from xero_integration import connect, contacts, readback, taskqueue
+from xero_integration import connect, contacts, outcomes, readback, taskqueue
 from xero_integration.adapters import get_adapter
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ConnectionStatus, WebhookEvent, XeroConnection
@@ -109,7 +109,7 @@ def process() -> int:
 
 def _failed(events: list[WebhookEvent], exc: Exception) -> None:
     """Keep why processing failed on each event; after MAX_ATTEMPTS give it up, loudly."""
-    transient = isinstance(exc, (XeroError, ConnectionNotReady))
+    transient = isinstance(exc, XeroError | ConnectionNotReady) and outcomes.classify(exc).passing
     message = f"{exc.__class__.__name__}: {exc}"[:2000]
     now = timezone.now()
     given_up = 0
