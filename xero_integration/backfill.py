@@ -177,7 +177,7 @@ class Step:
 
 def step(connection: XeroConnection, max_idle: float = 3600.0) -> Step:
     """Run one batch of the account's due jobs (up to 50, in shared calls)."""
-    ran = invoices.run_batch(connection.account_key)
+    ran = invoices.run_batch(connection.account_key, queue_rest=False)
     left = remaining(connection)
     if ran or not left:
         return Step(ran, left)

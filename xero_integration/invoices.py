@@ -73,12 +73,18 @@ STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
 BACKOFF_CAP = 3600.0
+#: Work put back for less than this is queued again by a timer in the worker; longer waits
+#: are the sweeper's (it runs every minute).
+WAKE_WITHIN_SECONDS = 90.0
 CURRENCY_HELP = (
     "Organisation is not subscribed to currency {code}. The invoice's currency is not enabled "
     "in Xero and could not be added: enable multi-currency in your Xero plan, or add {code} in "
     "Xero (Settings → Currencies); the invoice is sent again when you retry."
 )
 Reason = SyncJob.Reason
+#: Waits that end by themselves (Xero back, its budget back, a reconnect):
+#: their repeats are not logged again.
+PASSING_REASONS = frozenset({Reason.UNAVAILABLE, Reason.RATE_LIMIT, Reason.RECONNECT})
 #: The clock runs measure their time by (tests replace it).
 clock: Callable[[], float] = time.monotonic
 
@@ -195,7 +201,12 @@ def _finish_many(jobs: list[SyncJob]) -> None:
 
 
 def _redispatch(job: SyncJob) -> None:
-    taskqueue.dispatch(run, job.account_key, job.host_model, job.host_id)
+    queue_run(job.account_key)
+
+
+def queue_run(account_key: str) -> None:
+    """Queue a run of the account's due jobs after the commit, unless one is queued already."""
+    taskqueue.dispatch_unique(run_batch, account_key)
 
 
 def _fail(job: SyncJob, outcome: JobFailed) -> None:
@@ -300,6 +311,8 @@ class Run:
             assert self.connection is not None
             self._client = connect.api_client(self.connection, self.recorder)
             self._client.deadline = self.deadline
+            # A worker never sleeps for Xero's budget: the work waits in the database.
+            self._client.max_wait = 0
         return self._client
 
     @contextmanager
@@ -329,7 +342,11 @@ class Run:
 
     def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
         """One entry per invoice the call served, so that each invoice's log shows it; a
-        shared call's bodies are kept once, on its first entry."""
+        shared call's bodies are kept once, on its first entry. A failed attempt of jobs that
+        already wait for Xero to come back is not written again: the log says when they
+        started waiting and when they recovered, not each attempt between."""
+        if _failed_for_a_while(call) and all(job.reason in PASSING_REASONS for job in jobs):
+            return
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
         label = "Invoice" if len(jobs) == 1 else "Invoices"
@@ -417,7 +434,19 @@ class Run:
         except Exception:  # the jobs' states are saved; a log that cannot be written is not fatal
             logger.exception("Could not write the sync log of a run for %s", self.account_key)
         self._tell_the_host(done)
+        self._wake_for_waiting()
         return len(self.jobs)
+
+    def _wake_for_waiting(self) -> None:
+        """Jobs put back for a short while (Xero's minute budget, a brief outage) run again
+        when it ends, rather than at the sweeper's next pass."""
+        waits = [
+            outcome.seconds
+            for outcome in self.job_outcomes.values()
+            if isinstance(outcome, JobWaits) and outcome.seconds is not None
+        ]
+        if waits and min(waits) < WAKE_WITHIN_SECONDS:
+            taskqueue.dispatch_later(run_batch, self.account_key, seconds=min(waits))
 
     def _tell_the_host(self, done: list[SyncJob]) -> None:
         """The host's signals: each invoice synced, and each that failed for someone to fix."""
@@ -467,7 +496,10 @@ class Run:
             outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
             details["reason"] = outcome.reason
         elif isinstance(outcome, JobWaits):
+            still_waiting = job.reason == outcome.reason and job.reason in PASSING_REASONS
             _wait(job, outcome)
+            if still_waiting:
+                return None  # its log already says what it waits for
             outcome_name, message = SyncLog.Outcome.INFO, str(outcome)
             details["reason"] = outcome.reason
         else:
@@ -484,18 +516,34 @@ class Run:
         )
 
 
+def _failed_for_a_while(call: Call) -> bool:
+    """Xero did not answer, was down, or throttled: nothing about the invoice itself."""
+    return call.status == 0 or call.status == 429 or call.status >= 500
+
+
 def _crashed(exc: Exception, job: SyncJob) -> JobWaits:
     return JobWaits(
         f"Unexpected error: {exc.__class__.__name__}: {exc}", backoff(job.attempts), Reason.CRASHED
     )
 
 
-def run_batch(account_key: str, first: tuple[str, str] | None = None) -> int:
-    """Claim and run the due jobs of one CRM account; return how many ran."""
+def run_batch(
+    account_key: str, first: tuple[str, str] | None = None, *, queue_rest: bool = True
+) -> int:
+    """Claim and run a batch of the due jobs of one CRM account; return how many ran.
+
+    A run never waits for Xero's budget: work that must wait goes back with its time, and
+    the worker moves on. A full batch queues the next run behind the other accounts' runs,
+    so one account's backlog cannot starve the rest (``queue_rest=False``: the caller runs
+    the batches itself, as the history backfill does)."""
+    taskqueue.started(run_batch, account_key)
     jobs = claim_batch(account_key, first)
     if not jobs:
         return 0
-    return Run(account_key, jobs).execute()
+    ran = Run(account_key, jobs).execute()
+    if queue_rest and len(jobs) >= BATCH_SIZE:
+        queue_run(account_key)
+    return ran
 
 
 @contextmanager
@@ -597,8 +645,8 @@ def retry(jobs: Any) -> int:
     Idempotency-Keys (after staff fixed something in Xero, Xero must not replay the refusal
     it gave the old ones)."""
     keys = jobs.retry()
-    for key in keys:
-        taskqueue.dispatch(run, *key)
+    for account_key in dict.fromkeys(key[0] for key in keys):
+        queue_run(account_key)
     return len(keys)
 
 

@@ -9,7 +9,6 @@ many of its invoices the transaction changed.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,10 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Model, Q
+from django.db.models import Count, Min, Model, Q
 from django.utils import timezone
 
-from xero_integration import invoices, taskqueue
+from xero_integration import invoices
 from xero_integration.adapters import get_adapter
 from xero_integration.models import ConnectionStatus, SyncJob, XeroConnection
 
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 #: A pending job whose task has not started after this long is queued again by the sweeper.
 SWEEP_GRACE = timedelta(minutes=2)
-SWEEP_BATCH = 1000
+SWEEP_ACCOUNTS = 1000
 
 
 def enqueue(
@@ -45,7 +44,7 @@ def enqueue(
     queued = SyncJob.objects.record_change(account_key, host_model, host_id, number, deleted)
     if queued and dispatch_task:
         # One run for the account per transaction, however many of its invoices changed.
-        taskqueue.dispatch_once(invoices.run_batch, account_key)
+        invoices.queue_run(account_key)
     return queued
 
 
@@ -102,15 +101,17 @@ def requeue_account(
 
 
 def run_account(account_key: str, jobs: int) -> None:
-    """Queue runs for ``jobs`` due jobs of the account: one run takes a batch of them."""
-    with transaction.atomic():
-        for _ in range(math.ceil(jobs / invoices.BATCH_SIZE)):
-            taskqueue.dispatch(invoices.run_batch, account_key)
+    """Queue a run for the account's ``jobs`` due jobs: each run takes a batch and queues
+    the next while some are left."""
+    if jobs:
+        invoices.queue_run(account_key)
 
 
 def sweep() -> int:
-    """Queue again every job that is due: pending (its task may be lost), waiting past its
-    time, or running with an expired lease."""
+    """Queue a run for every account with due jobs (pending whose task may be lost, waiting
+    past its time, or running with an expired lease), the longest-waiting account first and
+    one run each: a run that fills its batch queues the next behind the others. Returns how
+    many jobs are due."""
     now = timezone.now()
     connected = XeroConnection.objects.filter(status=ConnectionStatus.CONNECTED).values(
         "account_key"
@@ -121,11 +122,15 @@ def sweep() -> int:
         # Waiting for a reconnect that has happened: due now.
         | Q(state=SyncJob.State.WAITING, not_before=None, account_key__in=connected)
         | Q(state=SyncJob.State.RUNNING, lease_until__lt=now)
-    ).values_list("account_key", "host_model", "host_id")[:SWEEP_BATCH]
-    keys = list(due)
-    for key in keys:
-        taskqueue.dispatch(invoices.run, *key)
-    return len(keys)
+    )
+    accounts = list(
+        due.values("account_key")
+        .annotate(jobs=Count("pk"), oldest=Min("updated_at"))
+        .order_by("oldest", "account_key")[:SWEEP_ACCOUNTS]
+    )
+    for account in accounts:
+        invoices.queue_run(account["account_key"])
+    return sum(account["jobs"] for account in accounts)
 
 
 def retry(jobs: Any) -> int:

@@ -97,6 +97,13 @@ def to_refresh(codes: Iterable[str]) -> frozenset[str]:
     )
 
 
+def _throttle_seconds(exc: ThrottledLocally | RateLimited) -> float:
+    if exc.retry_after:
+        return exc.retry_after
+    # Every concurrent slot was taken: one frees as soon as a call ends.
+    return 1.0 if getattr(exc, "problem", "") == "concurrent" else 60.0
+
+
 def classify(exc: BaseException, backoff: float = 60.0) -> Outcome:
     """What ``exc``, raised while talking to Xero, means. ``backoff`` is the wait the caller
     gives passing trouble. Anything that is not about Xero is re-raised."""
@@ -109,7 +116,7 @@ def classify(exc: BaseException, backoff: float = 60.0) -> Outcome:
             Kind.RETRY,
             f"Waiting for Xero's rate limit: {exc}",
             Reason.RATE_LIMIT,
-            seconds=exc.retry_after or 60,
+            seconds=_throttle_seconds(exc),
         )
     if isinstance(exc, Forbidden):
         return Outcome(Kind.CHECK_CONNECTION, str(exc), Reason.UNAVAILABLE, seconds=backoff)
@@ -119,19 +126,16 @@ def classify(exc: BaseException, backoff: float = 60.0) -> Outcome:
         return Outcome(
             Kind.REFUSED, message, Reason.REFUSED, refusals=codes, refresh=to_refresh(codes)
         )
-    if isinstance(exc, XeroTransportError):
-        return Outcome(
-            Kind.RETRY,
-            str(exc),
-            Reason.UNANSWERED,
-            seconds=backoff,
-            maybe_applied=exc.request_sent,
-        )
+    if isinstance(exc, XeroError) and exc.retryable:
+        # A write Xero may have acted on is unanswered (checked before it is sent again); a
+        # read, or a request that never left, only found Xero unavailable.
+        if isinstance(exc, XeroTransportError):
+            maybe_applied = exc.request_sent
+        else:
+            maybe_applied = getattr(exc, "method", None) != "GET"
+        reason = Reason.UNANSWERED if maybe_applied else Reason.UNAVAILABLE
+        return Outcome(Kind.RETRY, str(exc), reason, seconds=backoff, maybe_applied=maybe_applied)
     if isinstance(exc, XeroError):
-        if exc.retryable:
-            return Outcome(
-                Kind.RETRY, str(exc), Reason.UNANSWERED, seconds=backoff, maybe_applied=True
-            )
         return Outcome(Kind.REFUSED, str(exc), Reason.REFUSED)
     raise exc
 

@@ -96,7 +96,9 @@ def test_a_newcomer_is_led_to_choose_accounts_then_sends_the_earlier_invoices(
     # From here the test runs the sending task itself, one batch at a time.
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
+    monkeypatch.setattr(
+        taskqueue, "send", lambda path, *args, **kwargs: queued.append((path, args))
+    )
     history.get_by_role(
         "button", name=f"Send the {EARLIER} invoices created before connecting"
     ).click()

@@ -264,7 +264,7 @@ def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> Any:
     @contextlib.contextmanager
     def held() -> Iterator[None]:
         with monkeypatch.context() as patched:
-            patched.setattr(taskqueue, "send", lambda *args: None)
+            patched.setattr(taskqueue, "send", lambda *args, **kwargs: None)
             yield
 
     return held

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from crm_demo.crm.models import Invoice, Payment
 from tests.factories import InvoiceFactory, InvoiceLineFactory, PaymentFactory
-from xero_integration import invoices
+from xero_integration import invoices, services
 from xero_integration.models import InvoiceLink, PaymentLink, SyncJob
 
 API = "/api.xro/2.0"
@@ -90,10 +90,12 @@ def run_due(account: Any) -> None:
 
 
 def rerun(invoice: Invoice) -> None:
-    """Run a job that waits for its time, as if that time had come."""
+    """Run a job that waits for its time, as if that time had come (and with it the end of
+    any pause Xero's rate limit put on the organisation)."""
     SyncJob.objects.filter(host_id=str(invoice.pk)).update(
         not_before=timezone.now() - timedelta(seconds=1)
     )
+    services.reset_limiter()
     invoices.run(str(invoice.account_id), "crm.invoice", str(invoice.pk))
 
 

@@ -142,7 +142,9 @@ def test_the_progress_bar_follows_the_batches_the_task_sends(
     # From here tasks are queued, not run: the test runs each as a worker would.
     monkeypatch.setattr(Conf, "SYNC", False)
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
+    monkeypatch.setattr(
+        taskqueue, "send", lambda path, *args, **kwargs: queued.append((path, args))
+    )
     found = HistoryBackfill.objects.get()
     assert found.invoices == 60
     owner_client.post(reverse("xero_integration:send_history"))
@@ -251,7 +253,9 @@ def test_a_count_or_a_sending_whose_task_was_lost_is_queued_again(
     page_text(owner_client)
     found = HistoryBackfill.objects.get()
     queued: list[tuple[str, tuple]] = []
-    monkeypatch.setattr(taskqueue, "send", lambda path, *args: queued.append((path, args)))
+    monkeypatch.setattr(
+        taskqueue, "send", lambda path, *args, **kwargs: queued.append((path, args))
+    )
     owner_client.post(reverse("xero_integration:send_history"))
     assert queued == [("xero_integration.history.send", (found.pk,))]
 
@@ -277,7 +281,7 @@ def test_a_sending_finds_nothing_left_when_the_invoices_went_another_way(
         host_id=str(made[0].pk),
         state=SyncJob.State.PENDING,
     )
-    monkeypatch.setattr(taskqueue, "send", lambda path, *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda path, *args, **kwargs: None)
     owner_client.post(reverse("xero_integration:send_history"))
     tasks.send_history(found.pk)
     assert HistoryBackfill.objects.get().state == HistoryBackfill.State.DONE

@@ -36,7 +36,7 @@ def test_a_worker_whose_lease_was_taken_over_stops_touching_the_job(connected, m
     from xero_integration import taskqueue
 
     _, account, _ = connected
-    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args, **kwargs: None)
     invoice = sent_invoice(account)
     job = SyncJob.objects.get(host_id=str(invoice.pk))
     first = invoices.claim(job.account_key, job.host_model, job.host_id)

@@ -31,6 +31,7 @@ from tests.factories import (
     tax_with,
 )
 from tests.integration.conftest import make_connection
+from tests.integration.invoicing import rerun
 from xero_integration import connect, invoices, outbox
 from xero_integration.models import (
     ConnectionStatus,
@@ -152,14 +153,6 @@ def assert_done(invoice: Invoice) -> SyncJob:
     job = job_of(invoice)
     assert job.state == SyncJob.State.DONE, (job.state, job.error)
     return job
-
-
-def rerun(invoice: Invoice) -> None:
-    """Run a job that waits for its time, as if that time had come."""
-    SyncJob.objects.filter(host_id=str(invoice.pk)).update(
-        not_before=timezone.now() - timedelta(seconds=1)
-    )
-    invoices.run(str(invoice.account_id), "crm.invoice", str(invoice.pk))
 
 
 def live_payments(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -932,7 +925,7 @@ def test_a_job_whose_task_was_lost_is_dispatched_by_the_sweeper(
     from xero_integration import taskqueue
 
     with monkeypatch.context() as patched:
-        patched.setattr(taskqueue, "send", lambda *args: None)  # the broker lost the task
+        patched.setattr(taskqueue, "send", lambda *args, **kwargs: None)  # the broker lost the task
         invoice = make_invoice(account, [{}])
     job = job_of(invoice)
     assert job.state == SyncJob.State.PENDING
@@ -951,7 +944,7 @@ def test_two_workers_running_the_same_job_make_one_invoice(xero_sandbox, connect
     tenant_id, account, _ = connected
     from xero_integration import taskqueue
 
-    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args, **kwargs: None)
     invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
     PaymentFactory(invoice=invoice, amount=Decimal("10.00"))
     assert job_of(invoice).state == SyncJob.State.PENDING
@@ -991,7 +984,7 @@ def test_two_workers_on_a_job_with_an_expired_lease_make_one_invoice(
     tenant_id, account, _ = connected
     from xero_integration import taskqueue
 
-    monkeypatch.setattr(taskqueue, "send", lambda *args: None)
+    monkeypatch.setattr(taskqueue, "send", lambda *args, **kwargs: None)
     invoice = make_invoice(account, [{}])
     SyncJob.objects.filter(host_id=str(invoice.pk)).update(
         state=SyncJob.State.RUNNING, lease_until=timezone.now() - timedelta(seconds=5)
@@ -1023,7 +1016,7 @@ def test_invoices_pushed_together_survive_a_lost_response_once_each(
     from xero_integration import taskqueue
 
     with monkeypatch.context() as patched:
-        patched.setattr(taskqueue, "send", lambda *args: None)
+        patched.setattr(taskqueue, "send", lambda *args, **kwargs: None)
         first = make_invoice(account, [{"unit_price": Decimal("10")}])
         second = make_invoice(account, [{"unit_price": Decimal("20")}])
         pay(second, "5.00")

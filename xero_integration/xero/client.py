@@ -134,6 +134,9 @@ class XeroClient:
         #: When set (a ``clock`` reading), no call starts after it and no wait runs past it:
         #: DeadlineReached is raised instead, so a caller's run ends inside its time budget.
         self.deadline: float | None = None
+        #: The longest the limiter may make a call wait for Xero's budget (None: until the
+        #: deadline, or the limiter's own bound); 0 in a worker, which puts work back instead.
+        self.max_wait: float | None = None
 
     # -- the generic calls -------------------------------------------------------------------
 
@@ -440,7 +443,9 @@ class XeroClient:
         left = self._time_left()
         if left <= 0:
             raise DeadlineReached(f"No time left to call Xero for tenant {self.tenant_id}.")
-        if self.deadline is None:
+        if self.max_wait is not None:
+            left = min(left, self.max_wait)
+        if left == float("inf"):
             return self.limiter.acquire(self.tenant_id)
         return self.limiter.acquire(self.tenant_id, max_wait=left)
 
@@ -476,7 +481,10 @@ class XeroClient:
         if not repeatable and not isinstance(error, RateLimited):
             return None
         if error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_retry_after else None
+            longest = self.max_retry_after
+            if isinstance(error, RateLimited) and self.max_wait is not None:
+                longest = min(longest, self.max_wait)
+            return error.retry_after if error.retry_after <= longest else None
         return self._backoff(attempt)
 
     def _backoff(self, attempt: int) -> float:
