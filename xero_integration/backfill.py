@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from xero_integration import app_settings, invoices, outbox
 from xero_integration.adapters import get_adapter
-from xero_integration.data import InvoiceStatus
 from xero_integration.models import (
     ContactLink,
     InvoiceLink,
@@ -27,6 +26,7 @@ from xero_integration.models import (
     TaxRateMapping,
     XeroConnection,
 )
+from xero_integration.sync import invoices as rules
 
 
 @dataclass
@@ -99,9 +99,7 @@ def plan(
         if str(instance.pk) in linked or not adapter.should_sync(instance):
             continue
         data = adapter.to_invoice(instance)
-        if data.status == InvoiceStatus.VOID or (
-            data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
-        ):
+        if not rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             continue
         result.invoices.append(
             {

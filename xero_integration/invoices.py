@@ -621,8 +621,7 @@ def _prepare(
         if instance is None or data is None:
             continue
         preloaded[job.pk] = (instance, data)
-        kept_back = data.status == InvoiceStatus.DRAFT and not app_settings.SYNC_DRAFTS
-        if data.status != InvoiceStatus.VOID and not kept_back:
+        if rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             hosts.setdefault(data.contact.host_id, data.contact)
     contact_ids: dict[str, str] = {}
     if len(hosts) > 1 and run.connection is not None:
@@ -1047,10 +1046,8 @@ class Push:
             if link and link.xero_invoice_id:
                 self.remove(link, "The invoice was voided in the CRM.")
             return
-        if (
-            invoice.status == InvoiceStatus.DRAFT
-            and not app_settings.SYNC_DRAFTS
-            and not (link and link.xero_invoice_id)
+        if not rules.goes_to_xero(
+            invoice, app_settings.SYNC_DRAFTS, in_xero=bool(link and link.xero_invoice_id)
         ):
             return
         if link and link.xero_invoice_id and link.removed_in_xero:

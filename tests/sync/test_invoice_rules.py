@@ -428,3 +428,19 @@ def test_payment_payload():
 )
 def test_same_payment_for_reconciling(xero, same):
     assert rules.same_payment(xero, payment("p1", "12.50", reference="Deposit")) is same
+
+
+@pytest.mark.parametrize(
+    ("status", "sync_drafts", "in_xero", "written"),
+    [
+        (InvoiceStatus.SENT, False, False, True),
+        (InvoiceStatus.PAID, False, True, True),
+        (InvoiceStatus.VOID, True, True, False),
+        (InvoiceStatus.DRAFT, False, False, False),
+        (InvoiceStatus.DRAFT, True, False, True),
+        # A draft again in the CRM after Xero had it: Xero's copy follows.
+        (InvoiceStatus.DRAFT, False, True, True),
+    ],
+)
+def test_which_invoices_are_written_to_xero(status, sync_drafts, in_xero, written):
+    assert rules.goes_to_xero(invoice(status=status), sync_drafts, in_xero) is written

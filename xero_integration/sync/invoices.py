@@ -43,6 +43,14 @@ def xero_status(status: InvoiceStatus) -> str:
     return "AUTHORISED"
 
 
+def goes_to_xero(invoice: HostInvoice, sync_drafts: bool, in_xero: bool = False) -> bool:
+    """Whether the invoice is written to Xero (created or updated): never a void one (a void
+    removes it there), and a draft only when drafts are synced or Xero already has it."""
+    if invoice.status == InvoiceStatus.VOID:
+        return False
+    return invoice.status != InvoiceStatus.DRAFT or sync_drafts or in_xero
+
+
 def line_description(item_name: str, description: str) -> str:
     """Xero lines have one description: the item name, then the CRM's description."""
     item_name, description = item_name.strip(), description.strip()
