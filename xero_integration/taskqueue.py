@@ -86,11 +86,12 @@ def started(task: Task, *args: object) -> None:
     queues it again."""
     if Conf.SYNC:
         return
-    redis = _redis_of(broker())
+    queue = broker()
+    redis = _redis_of(queue)
     if redis is None:
         return
     try:
-        redis.delete(_marker(task_path(task), args))
+        redis.delete(_marker(queue.list_key, task_path(task), args))
     except Exception:  # the marker expires by itself; the sweeper queues what is due
         logger.warning("Could not clear the queued marker of %s", task_path(task))
 
@@ -133,7 +134,7 @@ def send(path: str, *args: object, unique: bool = False) -> None:
         queue = broker()
         redis = _redis_of(queue) if unique else None
         if redis is not None:
-            _UniqueEnqueue(queue, redis, _marker(path, args)).send(path, *args)
+            _UniqueEnqueue(queue, redis, _marker(queue.list_key, path, args)).send(path, *args)
         else:
             async_task(path, *args, broker=queue)
     except Exception:
@@ -197,8 +198,9 @@ return 0
 """
 
 
-def _marker(path: str, args: tuple[object, ...]) -> str:
-    return "xero_integration:queued:" + path + ":" + ":".join(str(arg) for arg in args)
+def _marker(list_key: str, path: str, args: tuple[object, ...]) -> str:
+    """The key saying the task waits in the queue ``list_key`` (each cluster has its own)."""
+    return f"xero_integration:queued:{list_key}:{path}:" + ":".join(str(arg) for arg in args)
 
 
 def _redis_of(queue: Any) -> Any:

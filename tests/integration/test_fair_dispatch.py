@@ -113,7 +113,7 @@ def test_a_run_lost_by_the_broker_is_queued_again_once_its_marker_expires(redis_
     with transaction.atomic():
         taskqueue.dispatch_unique(invoices.run_batch, busy)
     redis_broker.purge_queue()  # the broker lost it
-    marker = taskqueue._marker(RUN_BATCH, (busy,))
+    marker = taskqueue._marker(redis_broker.list_key, RUN_BATCH, (busy,))
     assert 0 < redis_broker.connection.ttl(marker) <= taskqueue.MARKER_SECONDS
     redis_broker.connection.delete(marker)  # as when it expires
     with transaction.atomic():
@@ -176,3 +176,19 @@ def test_a_worker_does_not_sleep_for_xeros_minute_budget(connected, queued, no_d
     ((path, args, seconds),) = queued.later
     assert (path, args) == (RUN_BATCH, (str(account.pk),))
     assert 25 <= seconds <= 35
+
+
+def test_a_run_queued_for_another_cluster_does_not_hold_this_ones_back(redis_broker, monkeypatch):
+    from django_q.brokers.redis_broker import Redis
+
+    (busy,) = account_keys("busy")
+    with transaction.atomic():
+        taskqueue.dispatch_unique(invoices.run_batch, busy)
+    other = Redis(list_key=f"fairness-{uuid.uuid4().hex}")
+    monkeypatch.setattr(taskqueue, "_broker", other)
+    try:
+        with transaction.atomic():
+            taskqueue.dispatch_unique(invoices.run_batch, busy)
+        assert other.queue_size() == 1
+    finally:
+        other.delete_queue()

@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection as db_connection
 from django.db import transaction
+from django_q.conf import Conf
 
 from crm_demo.crm.models import Invoice
 from tests.factories import (
@@ -33,7 +34,7 @@ from tests.factories import (
     tax_with,
 )
 from tests.integration.conftest import XeroApp, make_connection
-from xero_integration import outbox
+from xero_integration import outbox, taskqueue
 from xero_integration.models import SyncJob
 
 pytestmark = [pytest.mark.soak, pytest.mark.django_db(transaction=True)]
@@ -47,6 +48,10 @@ CLIENT_ID, CLIENT_SECRET = "crm-soak", "crm-soak-secret"
 FAULTS = ("500", "503", "429", "timeout", "lost_response")
 
 
+#: The worker clusters' name; the test process queues its tasks there too, as a CRM would.
+CLUSTER = f"soak-{os.getpid()}"
+
+
 def _workers(sandbox_url: str, encryption_key: str) -> list[subprocess.Popen]:
     database = db_connection.settings_dict
     env = {
@@ -56,7 +61,7 @@ def _workers(sandbox_url: str, encryption_key: str) -> list[subprocess.Popen]:
             f"postgres://{database['USER'] or 'postgres'}@{database['HOST'] or '127.0.0.1'}"
             f":{database['PORT'] or 5432}/{database['NAME']}"
         ),
-        "Q_NAME": f"soak-{os.getpid()}",
+        "Q_NAME": CLUSTER,
         "Q_WORKERS": str(WORKERS_EACH),
         "XERO_ENCRYPTION_KEYS": encryption_key,
         "XERO_CLIENT_ID": CLIENT_ID,
@@ -112,11 +117,15 @@ def _crm_data(accounts: list) -> list[Invoice]:
     return made
 
 
-def test_soak(xero_sandbox, settings):
+def test_soak(xero_sandbox, settings, monkeypatch):
     if db_connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         pytest.skip("the soak test needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
     if "redis" not in django_settings.Q_CLUSTER:
         pytest.skip("django-q2 must use the Redis broker (REDIS_URL set before Django starts)")
+    # Saves here queue their runs in the workers' queue, signed as the workers expect.
+    monkeypatch.setattr(Conf, "PREFIX", CLUSTER)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", CLUSTER)
+    taskqueue.forget_broker()
     started = time.monotonic()
     callback = "http://127.0.0.1/integrations/xero/callback/"
     xero_sandbox.register_app(CLIENT_ID, CLIENT_SECRET, [callback])
@@ -153,6 +162,7 @@ def test_soak(xero_sandbox, settings):
             time.sleep(5)
             outbox.sweep()
     finally:
+        taskqueue.forget_broker()
         for worker in workers:
             worker.terminate()
         for worker in workers:

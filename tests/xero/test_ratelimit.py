@@ -9,7 +9,13 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from xero_integration.xero.errors import ThrottledLocally
-from xero_integration.xero.ratelimit import InMemoryLimiter, Limiter, NullLimiter, RateLimitState
+from xero_integration.xero.ratelimit import (
+    WINDOW_SECONDS,
+    InMemoryLimiter,
+    Limiter,
+    NullLimiter,
+    RateLimitState,
+)
 
 TENANT = "tenant-a"
 
@@ -115,9 +121,11 @@ def test_sixty_first_call_in_a_minute_waits_for_the_window(clock: Any) -> None:
     assert clock.sleeps == []
     with limiter.acquire(TENANT):
         pass
-    # The first call started at 0.0; the 61st may start once that one is a minute old.
-    assert clock.sleeps == [pytest.approx(60.0 - 29.5)]
-    assert clock.now == pytest.approx(60.0)
+    # The first call started at 0.0; the 61st may start once that one has left the window
+    # (Xero's minute and a margin for the time a call takes to reach Xero).
+    assert 60.0 < WINDOW_SECONDS <= 62.0
+    assert clock.sleeps == [pytest.approx(WINDOW_SECONDS - 29.5)]
+    assert clock.now == pytest.approx(WINDOW_SECONDS)
 
 
 def test_pacing_is_per_tenant_and_rolling(clock: Any) -> None:
@@ -131,7 +139,7 @@ def test_pacing_is_per_tenant_and_rolling(clock: Any) -> None:
     with limiter.acquire("tenant-b"):
         pass
     assert clock.sleeps == []
-    clock.now = 61.0  # the call at 0.0 left the window; the one at 10.0 has not
+    clock.now = WINDOW_SECONDS + 1  # the call at 0.0 left the window; the one at 10.0 has not
     with limiter.acquire(TENANT):
         pass
     assert clock.sleeps == []
@@ -148,7 +156,7 @@ def test_pacing_longer_than_max_wait_raises_instead_of_blocking(clock: Any) -> N
     with pytest.raises(ThrottledLocally) as caught, limiter.acquire(TENANT):
         pass
     assert caught.value.problem == "minute"
-    assert caught.value.retry_after == pytest.approx(60.0)
+    assert caught.value.retry_after == pytest.approx(WINDOW_SECONDS)
     assert clock.sleeps == []
 
 
@@ -184,7 +192,7 @@ def test_minute_used_up_elsewhere_pauses_until_a_slot_frees(clock: Any) -> None:
     limiter.observe(TENANT, RateLimitState(minute_remaining=0, day_remaining=4000))
     with limiter.acquire(TENANT):
         pass
-    assert clock.sleeps == [pytest.approx(40.0)]
+    assert clock.sleeps == [pytest.approx(WINDOW_SECONDS - 20.0)]
 
 
 def test_daily_budget_learnt_from_headers_is_enforced_with_a_later_probe(clock: Any) -> None:

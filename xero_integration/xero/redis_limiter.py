@@ -15,7 +15,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from xero_integration.xero.errors import ThrottledLocally
-from xero_integration.xero.ratelimit import CONCURRENT_LIMIT, MINUTE_LIMIT, RateLimitState
+from xero_integration.xero.ratelimit import (
+    CONCURRENT_LIMIT,
+    MINUTE_LIMIT,
+    WINDOW_SECONDS,
+    RateLimitState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +29,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local concurrent, per_minute = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease, reserve, recheck = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local window = tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
 local pause = redis.call('HMGET', KEYS[3], 'until', 'problem')
 if pause[1] and tonumber(pause[1]) > now then
   return {pause[2] or 'retry-after', tostring(tonumber(pause[1]) - now)}
@@ -41,7 +47,7 @@ local started = redis.call('ZCARD', KEYS[2])
 if started >= per_minute then
   local oldest = redis.call('ZRANGE', KEYS[2], started - per_minute, started - per_minute,
                             'WITHSCORES')
-  return {'minute', tostring(tonumber(oldest[2]) + 60 - now)}
+  return {'minute', tostring(tonumber(oldest[2]) + window - now)}
 end
 if redis.call('ZCARD', KEYS[1]) >= concurrent then return {'concurrent', ''} end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
@@ -64,14 +70,15 @@ if ARGV[1] ~= '' then
 end
 local pause = nil
 local problem = ARGV[3]
+local window = tonumber(ARGV[5])
 if ARGV[2] ~= '' then
   pause = tonumber(ARGV[2])
 elseif ARGV[4] ~= '' and tonumber(ARGV[4]) <= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   local first = now
   if oldest[2] then first = tonumber(oldest[2]) end
-  pause = first + 60 - now
+  pause = first + window - now
   problem = 'minute'
 end
 if pause then
@@ -141,6 +148,7 @@ class RedisLimiter:
                     self.lease,
                     self.day_reserve,
                     self.day_recheck,
+                    WINDOW_SECONDS,
                 ],
             )
             verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
@@ -170,6 +178,7 @@ class RedisLimiter:
                 "" if state.retry_after is None else state.retry_after,
                 state.problem or "retry-after",
                 "" if state.minute_remaining is None else state.minute_remaining,
+                WINDOW_SECONDS,
             ],
         )
 
