@@ -310,8 +310,8 @@ def _later(current: Any, items: Iterable[dict[str, Any]]) -> Any:
 
 
 def check_recent(connection: XeroConnection, days: int | None = None) -> int:
-    """Read every invoice sent or read in the last ``days`` (XERO_DRIFT_DAYS) and compare:
-    drift is found, not waited for."""
+    """Read every invoice pushed in the last ``days`` (XERO_DRIFT_DAYS) and compare: drift is
+    found, not waited for."""
     days = app_settings.DRIFT_DAYS if days is None else days
     since = timezone.now() - timedelta(days=days)
     ids = list(

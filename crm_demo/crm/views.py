@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from crm_demo.crm.accounts import current_account, current_membership
 from crm_demo.crm.forms import ContactForm, InvoiceForm, InvoiceLineFormSet, PaymentForm
 from crm_demo.crm.models import Contact, Invoice, Payment
+from xero_integration import preflight
 
 
 @login_required
@@ -118,7 +119,9 @@ def invoice_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             request, f"A {invoice.get_status_display().lower()} invoice cannot be edited."
         )
         return redirect(invoice)
+    problems: list = []
     if request.method == "POST" and form.is_valid() and lines.is_valid():
+        unsaved = [invoice] + [f.instance for f in lines.forms if f.instance._state.adding]
         with transaction.atomic():
             invoice = form.save()
             for position, line in enumerate(lines.save(commit=False)):
@@ -127,10 +130,22 @@ def invoice_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             for line in lines.deleted_objects:
                 line.delete()
             invoice.recalculate()
-        messages.success(request, f"Invoice {invoice.number} saved.")
-        return redirect(invoice)
+            # What Xero would refuse in the invoice as submitted, shown before it is saved;
+            # "Save anyway" keeps it (its sync then waits for a fix, with the same words).
+            problems = [] if request.POST.get("save_anyway") else preflight.check(invoice)
+            if problems:
+                transaction.set_rollback(True)
+        if not problems:
+            messages.success(request, f"Invoice {invoice.number} saved.")
+            return redirect(invoice)
+        for instance in unsaved:
+            if instance._state.adding or instance is not invoice:
+                instance.pk = None  # its row was rolled back
+                instance._state.adding = True
     return render(
-        request, "crm/invoice_form.html", {"form": form, "lines": lines, "invoice": invoice}
+        request,
+        "crm/invoice_form.html",
+        {"form": form, "lines": lines, "invoice": invoice, "problems": problems},
     )
 
 

@@ -125,3 +125,39 @@ def test_an_adapter_that_raises_fails_visibly_after_a_few_tries(
         invoice.save()
     assert_done(invoice)
     assert xero_invoice(xero_sandbox, tenant_id, invoice.number)["Reference"] == "After the fix"
+
+
+def test_a_new_invoice_xero_would_refuse_is_shown_before_it_is_saved(
+    xero_sandbox, connected, client_factory
+):
+    from crm_demo.crm.models import Invoice
+    from tests.factories import ContactFactory
+
+    _, account, _ = connected
+    client = client_factory(MembershipFactory(account=account, role=Membership.Role.OWNER).user)
+    form = {
+        "number": "INV-PREFLIGHT",
+        "contact": ContactFactory(account=account).pk,
+        "currency": "NZD",
+        "issue_date": "2026-11-20",
+        "due_date": "2026-12-20",
+        "reference": "",
+        "lines-TOTAL_FORMS": "1",
+        "lines-INITIAL_FORMS": "0",
+        "lines-MIN_NUM_FORMS": "0",
+        "lines-MAX_NUM_FORMS": "1000",
+        "lines-0-item_name": "Consulting " * 10,
+        "lines-0-description": "d" * 3990,
+        "lines-0-quantity": "1",
+        "lines-0-unit_price": "100",
+    }
+    html = client.post(reverse("crm:invoice_create"), form).content.decode()
+    assert "Xero would refuse this invoice as it is" in html
+    assert "4,000 characters" in html or "4000 characters" in html
+    assert 'name="save_anyway"' in html
+    assert not Invoice.objects.filter(number="INV-PREFLIGHT").exists()  # not saved yet
+
+    response = client.post(reverse("crm:invoice_create"), {**form, "save_anyway": "1"})
+    assert response.status_code == 302
+    saved = Invoice.objects.get(number="INV-PREFLIGHT")
+    assert saved.lines.count() == 1
