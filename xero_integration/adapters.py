@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from xero_integration import app_settings
 from xero_integration.data import HostContact, HostInvoice, ImportedContact, RecordedPayment
-from xero_integration.sync.contacts import disambiguated_name
+from xero_integration.rules.contacts import disambiguated_name
 
 if TYPE_CHECKING:
     from django.db.models import Model

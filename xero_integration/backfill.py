@@ -26,7 +26,7 @@ from xero_integration.models import (
     TaxRateMapping,
     XeroConnection,
 )
-from xero_integration.sync import invoices as rules
+from xero_integration.rules import invoices as rules
 
 
 @dataclass

@@ -23,7 +23,7 @@ from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog, XeroConnection
-from xero_integration.sync import contacts as rules
+from xero_integration.rules import contacts as rules
 from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
 from xero_integration.xero.errors import (
     XeroError,

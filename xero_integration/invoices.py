@@ -54,9 +54,9 @@ from xero_integration.models import (
     TaxRateMapping,
     XeroConnection,
 )
-from xero_integration.sync import invoices as rules
-from xero_integration.sync import plan
-from xero_integration.sync.preflight import lines_fingerprint
+from xero_integration.rules import invoices as rules
+from xero_integration.rules import plan
+from xero_integration.rules.preflight import lines_fingerprint
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import (
     DeadlineReached,

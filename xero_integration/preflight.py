@@ -12,7 +12,7 @@ from typing import Any
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostInvoice
 from xero_integration.models import InvoiceLink, PaymentLink, XeroConnection
-from xero_integration.sync.preflight import InXero, Organisation, Problem, problems
+from xero_integration.rules.preflight import InXero, Organisation, Problem, problems
 
 __all__ = ["Problem", "check", "check_data"]
 

@@ -25,8 +25,8 @@ from xero_integration.data import RecordedPayment
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.invoices import consistent_read
 from xero_integration.models import InvoiceLink, PaymentLink, SyncJob, SyncLog, XeroConnection
-from xero_integration.sync import invoices as rules
-from xero_integration.sync import plan
+from xero_integration.rules import invoices as rules
+from xero_integration.rules import plan
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import XeroError
 from xero_integration.xero.wire import parse_datetime

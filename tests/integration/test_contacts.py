@@ -28,7 +28,7 @@ from xero_integration import connect, contacts, services, signals
 from xero_integration.adapters import get_adapter
 from xero_integration.data import HostContact
 from xero_integration.models import ContactImport, ContactLink, SyncLog, XeroConnection
-from xero_integration.sync import contacts as rules
+from xero_integration.rules import contacts as rules
 from xero_integration.xero.ratelimit import InMemoryLimiter
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
-from xero_integration.sync.invoices import cents, four
+from xero_integration.rules.invoices import cents, four
 from xero_integration.xero.wire import parse_date
 
 #: Payment link states (mirrors ``PaymentLink.State``; the rules take plain strings).

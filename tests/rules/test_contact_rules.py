@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from xero_integration.data import HostAddress, HostContact
+from xero_integration.rules import contacts as rules
 from xero_integration.sandbox import query
 from xero_integration.sandbox.wire import QueryParseError
-from xero_integration.sync import contacts as rules
 
 PREFIX = "CRM-"
 

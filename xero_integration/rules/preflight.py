@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from xero_integration.data import HostInvoice, InvoiceStatus
-from xero_integration.sync.invoices import (
+from xero_integration.rules.invoices import (
     DESCRIPTION_MAX,
     INVOICE_NUMBER_MAX,
     cents,

@@ -14,8 +14,8 @@ from xero_integration.data import (
     HostPayment,
     InvoiceStatus,
 )
-from xero_integration.sync import plan
-from xero_integration.sync.invoices import invoice_payload
+from xero_integration.rules import plan
+from xero_integration.rules.invoices import invoice_payload
 
 DAY = datetime.date(2026, 11, 5)
 

@@ -6,7 +6,7 @@ import datetime
 from decimal import Decimal
 
 from xero_integration.data import HostContact, HostInvoice, HostLine, HostPayment, InvoiceStatus
-from xero_integration.sync.preflight import InXero, Organisation, lines_fingerprint, problems
+from xero_integration.rules.preflight import InXero, Organisation, lines_fingerprint, problems
 
 READY = Organisation(
     base_currency="NZD",

@@ -18,8 +18,8 @@ from xero_integration.data import (
     HostTaxComponent,
     InvoiceStatus,
 )
+from xero_integration.rules import invoices as rules
 from xero_integration.sandbox.seed import tax_rates_for
-from xero_integration.sync import invoices as rules
 
 ISSUED = datetime.date(2026, 11, 1)
 DUE = datetime.date(2026, 11, 21)
