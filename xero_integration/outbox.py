@@ -41,11 +41,33 @@ def enqueue(
     """Record that a host invoice changed; True when its account has a Xero connection, even
     a disconnected one (a job was added or bumped, and its push is queued for after the commit;
     while disconnected it waits for the reconnect)."""
+    key = (account_key, host_model, host_id, number, deleted)
+    connection = transaction.get_connection()
+    for _savepoints, hook, _robust in connection.run_on_commit:
+        if isinstance(hook, _Recorded) and hook.key == key:
+            # Already recorded in this transaction (a form saves the invoice, then its
+            # totals): the job's change is the commit's, one statement is enough.
+            return hook.queued
     queued = SyncJob.objects.record_change(account_key, host_model, host_id, number, deleted)
+    if connection.in_atomic_block:
+        transaction.on_commit(_Recorded(key, queued))
     if queued and dispatch_task:
         # One run for the account per transaction, however many of its invoices changed.
         invoices.queue_run(account_key)
     return queued
+
+
+class _Recorded:
+    """Marks a change recorded in the current transaction; kept by Django with the
+    transaction's on-commit hooks, so a savepoint that rolls back takes it away with the
+    statement it stood for."""
+
+    def __init__(self, key: tuple[str, str, str, str, bool], queued: bool) -> None:
+        self.key = key
+        self.queued = queued
+
+    def __call__(self) -> None:
+        """Nothing to do on commit."""
 
 
 #: Set while changes that came from Xero are written into the CRM: they must not echo back.
