@@ -43,7 +43,7 @@ from xero_integration import (
 )
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import Call, CallRecorder
-from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
+from xero_integration.data import HostInvoice, HostPayment
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
     ConnectionStatus,
@@ -1034,28 +1034,29 @@ class Push:
             instance, invoice = self.preloaded
         else:
             instance, invoice = read_invoice(adapter, job)
-        if instance is None:
-            link = self.settle_unanswered_create(link, [job.number], removing=True)
+        decided = plan.invoice_step(
+            invoice,
+            deleted_in_crm=instance is None,
+            in_xero=bool(link and link.xero_invoice_id),
+            removed_in_xero=bool(link and link.removed_in_xero),
+            sync_drafts=app_settings.SYNC_DRAFTS,
+        )
+        if decided.step == plan.Step.REMOVE:
+            numbers = [invoice.number if invoice is not None else job.number]
+            link = self.settle_unanswered_create(link, numbers, removing=True)
             if link and link.xero_invoice_id:
-                self.remove(link, "The invoice was deleted in the CRM.")
+                self.remove(link, decided.why)
             return
-        if invoice is None:
-            return  # the host says it does not belong in Xero
-        if invoice.status == InvoiceStatus.VOID:
-            link = self.settle_unanswered_create(link, [invoice.number], removing=True)
-            if link and link.xero_invoice_id:
-                self.remove(link, "The invoice was voided in the CRM.")
+        if decided.step == plan.Step.NOTHING:
             return
-        if not rules.goes_to_xero(
-            invoice, app_settings.SYNC_DRAFTS, in_xero=bool(link and link.xero_invoice_id)
-        ):
-            return
-        if link and link.xero_invoice_id and link.removed_in_xero:
+        if decided.step == plan.Step.REFUSE:
+            assert link is not None
             raise JobFailed(
                 plan.removed_in_xero_message(link.xero_status),
                 [{"path": "status", "message": f"{link.xero_status.title()} in Xero."}],
                 Reason.CHANGED_IN_XERO,
             )
+        assert invoice is not None
         self.preflight(invoice, link)
         contact_id = self.contact_ids.get(invoice.contact.host_id) or contacts.xero_contact_id(
             self.connection, self.client, invoice.contact

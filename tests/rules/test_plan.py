@@ -243,3 +243,26 @@ def test_drift_is_what_differs_once_xeros_changes_are_in_the_crm(
     invoice = host_invoice(status=status, total=Decimal(total), payments=payments)
     detail = plan.drift(invoice, xero_status, Decimal(xero_total), Decimal(xero_paid))
     assert detail == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "deleted", "in_xero", "removed", "drafts", "step"),
+    [
+        (None, True, True, False, False, plan.Step.REMOVE),
+        (InvoiceStatus.VOID, False, True, False, False, plan.Step.REMOVE),
+        (InvoiceStatus.VOID, False, False, False, False, plan.Step.REMOVE),
+        (InvoiceStatus.SENT, False, False, False, False, plan.Step.WRITE),
+        (InvoiceStatus.SENT, False, True, False, False, plan.Step.WRITE),
+        (InvoiceStatus.SENT, False, True, True, False, plan.Step.REFUSE),
+        (InvoiceStatus.DRAFT, False, False, False, False, plan.Step.NOTHING),
+        (InvoiceStatus.DRAFT, False, False, False, True, plan.Step.WRITE),
+        (InvoiceStatus.DRAFT, False, True, False, False, plan.Step.WRITE),
+    ],
+)
+def test_what_a_run_does_with_an_invoice(status, deleted, in_xero, removed, drafts, step):
+    invoice = None if status is None else host_invoice(status=status)
+    assert plan.invoice_step(invoice, deleted, in_xero, removed, drafts).step == step
+
+
+def test_an_invoice_the_host_keeps_out_of_xero_is_left_alone():
+    assert plan.invoice_step(None, False, True, False, True).step == plan.Step.NOTHING

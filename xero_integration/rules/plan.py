@@ -19,10 +19,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any
 
 from xero_integration.data import HostInvoice, HostPayment, InvoiceStatus
-from xero_integration.rules.invoices import cents, four
+from xero_integration.rules.invoices import cents, four, goes_to_xero
 from xero_integration.xero.wire import parse_date
 
 #: Payment link states (mirrors ``PaymentLink.State``; the rules take plain strings).
@@ -32,6 +33,43 @@ FROM_CRM, FROM_XERO = "crm", "xero"
 
 
 # ---- invoices -------------------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """What a run does with an invoice in Xero."""
+
+    WRITE = "write"  # create it, or update it, then its payments
+    REMOVE = "remove"  # void it (delete a draft) once any unanswered create is settled
+    REFUSE = "refuse"  # someone voided or deleted it in Xero: staff decide
+    NOTHING = "nothing"
+
+
+@dataclass(frozen=True)
+class InvoiceStep:
+    step: Step
+    why: str = ""
+
+
+def invoice_step(
+    invoice: HostInvoice | None,
+    deleted_in_crm: bool,
+    in_xero: bool,
+    removed_in_xero: bool,
+    sync_drafts: bool,
+) -> InvoiceStep:
+    """The step for a CRM invoice (None: not for Xero, says the host), given whether Xero has
+    our copy (``in_xero``) and whether someone voided or deleted it there."""
+    if deleted_in_crm:
+        return InvoiceStep(Step.REMOVE, "The invoice was deleted in the CRM.")
+    if invoice is None:
+        return InvoiceStep(Step.NOTHING)
+    if invoice.status == InvoiceStatus.VOID:
+        return InvoiceStep(Step.REMOVE, "The invoice was voided in the CRM.")
+    if not goes_to_xero(invoice, sync_drafts, in_xero=in_xero):
+        return InvoiceStep(Step.NOTHING)
+    if in_xero and removed_in_xero:
+        return InvoiceStep(Step.REFUSE)
+    return InvoiceStep(Step.WRITE)
 
 
 def invoice_fingerprint(invoice: dict[str, Any]) -> str:
