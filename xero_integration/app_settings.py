@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_SCOPES = (
-    "openid profile email offline_access "
-    "accounting.contacts accounting.settings accounting.invoices accounting.payments"
-)
+from xero_integration.xero import oauth
+
+DEFAULT_SCOPES = " ".join(oauth.DEFAULT_SCOPES)
 # Apps created before March 2026 keep the broad scope until Xero retires it.
-LEGACY_SCOPES = (
-    "openid profile email offline_access accounting.contacts accounting.settings "
-    "accounting.transactions"
-)
+LEGACY_SCOPES = " ".join(oauth.LEGACY_SCOPES)
 
 
 class AppSettings:

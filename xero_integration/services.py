@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from xero_integration import __version__, app_settings
+from xero_integration import app_settings
+from xero_integration.xero._http import DEFAULT_USER_AGENT
 from xero_integration.xero.oauth import OAuthClient
 from xero_integration.xero.ratelimit import InMemoryLimiter, Limiter
 
@@ -17,7 +18,7 @@ _limiter_lock = threading.Lock()
 
 def user_agent() -> str:
     """The versioned User-Agent sent on every call to Xero."""
-    return f"xero-integration/{__version__}"
+    return DEFAULT_USER_AGENT
 
 
 def new_session() -> requests.Session:
