@@ -51,10 +51,10 @@ class DefaultXeroAdapter:
 
         Each save (``post_save``) or delete writes a sync job in the same database transaction;
         a worker pushes the invoice once that transaction commits, reading it afresh through
-        ``load_invoice`` and ``to_invoice``. Saves of other models (an invoice's lines, say) are
-        not watched: save the invoice after changing its lines, or its lines and the invoice in
-        one transaction (a form and its formset), so that the push sees them. Read once, when
-        the app starts."""
+        ``load_invoice`` and ``to_invoice``. Saves of an invoice's lines are watched through
+        ``line_models``; a change no ``save()`` announces (a queryset ``update()``,
+        ``bulk_create``, an import in SQL) is told with ``xero_integration.enqueue(invoice)``.
+        Read once, when the app starts."""
         raise NotImplementedError
 
     def payment_models(self) -> list[type[Model]]:
@@ -69,6 +69,21 @@ class DefaultXeroAdapter:
         deleted with its payments) skips the payment's change: the invoice's own delete
         covers it."""
         return payment.invoice  # type: ignore[attr-defined]
+
+    def line_models(self) -> list[type[Model]]:
+        """The host models of invoice lines (whatever ``to_invoice`` reads into
+        ``HostInvoice.lines``): a line saved or deleted on its own, by an inline formset or an
+        API, re-syncs its invoice (found with ``invoice_for_line``). The saves of one
+        transaction make one change of the invoice, however many lines they touch, and one run
+        of its account. Default: none, so only saves of the invoice itself are seen. Read once,
+        when the app starts."""
+        return []
+
+    def invoice_for_line(self, line: Model) -> Model:
+        """The invoice a line belongs to, an instance of one of ``invoice_models``. Default:
+        the line's ``invoice`` attribute. When the invoice itself is being deleted, its own
+        delete covers its lines and this is not asked."""
+        return line.invoice  # type: ignore[attr-defined]
 
     # Ownership ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from crm_demo.crm.accounts import current_membership
-from crm_demo.crm.models import Account, Contact, Invoice, Membership, Payment
+from crm_demo.crm.models import Account, Contact, Invoice, InvoiceLine, Membership, Payment
 from xero_integration.adapters import DefaultXeroAdapter
 from xero_integration.data import (
     HostAddress,
@@ -52,6 +52,11 @@ class CrmXeroAdapter(DefaultXeroAdapter):
 
     def payment_models(self) -> list[type[Model]]:
         return [Payment]
+
+    def line_models(self) -> list[type[Model]]:
+        """A line edited on its own (the invoice form's formset saves only the lines that
+        changed) re-sends its invoice."""
+        return [InvoiceLine]
 
     def get_account_key(self, obj: Model) -> str | None:
         account_id = getattr(obj, "account_id", None)
