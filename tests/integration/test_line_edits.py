@@ -174,3 +174,19 @@ def test_enqueue_for_an_account_that_never_connected_records_nothing(db) -> None
     invoice = make_invoice(AccountFactory())
     assert xero_integration.enqueue(invoice) == 0
     assert not SyncJob.objects.exists()
+
+
+def test_enqueue_of_an_invoice_deleted_in_sql_removes_it_from_xero(xero_sandbox, connected) -> None:
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, status=Invoice.Status.DRAFT)
+    assert_done(invoice)
+    InvoiceLine.objects.filter(invoice=invoice)._raw_delete("default")
+    Invoice.objects.filter(pk=invoice.pk)._raw_delete("default")  # no signal
+
+    xero_integration.enqueue(invoice)
+
+    statuses = {
+        i["InvoiceNumber"]: i["Status"]
+        for i in xero_sandbox.organisation_state(tenant_id)["invoices"]
+    }
+    assert statuses[invoice.number] == "DELETED"
