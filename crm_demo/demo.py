@@ -36,6 +36,12 @@ DEMO_ORGANISATIONS = [
         "base_currency": "NZD",
         "multicurrency": True,
         "contacts": 40,
+        # Customers the demo CRM has too (seed_demo): connecting links them, by email and by
+        # name, instead of creating them a second time; the import's log says so.
+        "customers_in_the_crm": [
+            {"Name": "Harbour Bikes Limited", "EmailAddress": "ana@harbourbikes.example"},
+            {"Name": "Kowhai Cafe"},
+        ],
     },
     {
         "name": "Starter Plan Ltd (AU)",
@@ -142,7 +148,12 @@ def configure_sandbox(env_values: dict[str, str], fresh_state: bool) -> None:
     )
     if fresh_state:
         for organisation in DEMO_ORGANISATIONS:
-            control("POST", "organisations", organisation)
+            values = dict(organisation)
+            shared = values.pop("customers_in_the_crm", [])
+            made = control("POST", "organisations", values)
+            if shared and isinstance(made, dict):
+                tenant_id = made["tenant_id"]
+                control("POST", f"organisations/{tenant_id}/contacts", {"contacts": shared})
 
 
 def register_webhook(env_values: dict[str, str], web: subprocess.Popen) -> bool:

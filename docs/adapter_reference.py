@@ -35,6 +35,7 @@ DATA_CLASSES = (
     "HostPayment",
     "InvoiceStatus",
     "ImportedContact",
+    "ContactLookup",
     "RecordedPayment",
 )
 

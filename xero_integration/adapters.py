@@ -15,7 +15,13 @@ from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from xero_integration import app_settings
-from xero_integration.data import HostContact, HostInvoice, ImportedContact, RecordedPayment
+from xero_integration.data import (
+    ContactLookup,
+    HostContact,
+    HostInvoice,
+    ImportedContact,
+    RecordedPayment,
+)
 from xero_integration.rules.contacts import disambiguated_name
 
 if TYPE_CHECKING:
@@ -51,10 +57,10 @@ class DefaultXeroAdapter:
 
         Each save (``post_save``) or delete writes a sync job in the same database transaction;
         a worker pushes the invoice once that transaction commits, reading it afresh through
-        ``load_invoice`` and ``to_invoice``. Saves of other models (an invoice's lines, say) are
-        not watched: save the invoice after changing its lines, or its lines and the invoice in
-        one transaction (a form and its formset), so that the push sees them. Read once, when
-        the app starts."""
+        ``load_invoice`` and ``to_invoice``. Saves of an invoice's lines are watched through
+        ``line_models``; a change no ``save()`` announces (a queryset ``update()``,
+        ``bulk_create``, an import in SQL) is told with ``xero_integration.enqueue(invoice)``.
+        Read once, when the app starts."""
         raise NotImplementedError
 
     def payment_models(self) -> list[type[Model]]:
@@ -69,6 +75,21 @@ class DefaultXeroAdapter:
         deleted with its payments) skips the payment's change: the invoice's own delete
         covers it."""
         return payment.invoice  # type: ignore[attr-defined]
+
+    def line_models(self) -> list[type[Model]]:
+        """The host models of invoice lines (whatever ``to_invoice`` reads into
+        ``HostInvoice.lines``): a line saved or deleted on its own, by an inline formset or an
+        API, re-syncs its invoice (found with ``invoice_for_line``). The saves of one
+        transaction make one change of the invoice, however many lines they touch, and one run
+        of its account. Default: none, so only saves of the invoice itself are seen. Read once,
+        when the app starts."""
+        return []
+
+    def invoice_for_line(self, line: Model) -> Model:
+        """The invoice a line belongs to, an instance of one of ``invoice_models``. Default:
+        the line's ``invoice`` attribute. When the invoice itself is being deleted, its own
+        delete covers its lines and this is not asked."""
+        return line.invoice  # type: ignore[attr-defined]
 
     # Ownership ------------------------------------------------------------------------------
 
@@ -151,6 +172,24 @@ class DefaultXeroAdapter:
         an imported contact uses its Xero contact instead of creating another."""
         raise NotImplementedError
 
+    def contact_candidates(self, account_key: str, lookup: ContactLookup) -> Iterable[HostContact]:
+        """The CRM contacts of ``account_key`` that may be among the Xero contacts an import is
+        about to bring in, as ``HostContact``s of ``contact_model()``, so that a customer the
+        CRM has already is linked to its Xero contact instead of being created a second time.
+
+        Asked for each page of the import with the Xero contacts not linked yet
+        (``lookup.contacts``) before ``upsert_contacts``. Return the contacts whose email or
+        name, in lower case without surrounding spaces, is in ``lookup.emails`` or
+        ``lookup.names``, and those whose primary key is in ``lookup.host_ids``; a few
+        queries, not one per contact. The app decides with the rules an invoice's contact is
+        matched by: our contact number, then the email, then the name when the Xero contact's
+        email is empty or the same; contacts linked already, and a second claim on one Xero
+        contact, are left out. Those it pairs reach ``upsert_contacts`` in ``linked``, and the
+        import's log counts them apart from the contacts created. Returning more candidates
+        than these costs time, not correctness. Default: none, so every Xero contact not
+        linked yet becomes a new CRM contact."""
+        return []
+
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
     ) -> dict[str, str]:
@@ -166,9 +205,11 @@ class DefaultXeroAdapter:
         fewer than 1,000, and with none left the call is skipped.
 
         ``linked`` maps the Xero ContactID of those already linked to a CRM contact to that
-        contact's primary key, as text. A linked id may name a row deleted since: create the
-        contact again and return the new id, and the link follows it. Contacts not in
-        ``linked`` are new to the CRM: create them. Return ``{ContactID: host contact primary
+        contact's primary key, as text, including those just found among
+        ``contact_candidates``: update these (or leave fields staff edited as they are). A
+        linked id may name a row deleted since: create the contact again and return the new
+        id, and the link follows it. Contacts not in ``linked`` are new to the CRM: create
+        them. Return ``{ContactID: host contact primary
         key}`` (both strings) for every contact written; one left out is not linked, and comes
         again when it next changes in Xero. Here the host decides which fields an import may
         overwrite (one that staff edited in the CRM, say) and keeps a page to a few queries

@@ -78,6 +78,7 @@ EVENT_ACTIONS = (
     "connect_expired",
     "contact_email",
     "contact_import",
+    "contact_linked",
     "contact_match",
     "contact_merged",
     "default_accounts",

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from xero_integration import app_settings, connect, outcomes, signals, taskqueue
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
-from xero_integration.data import HostContact
+from xero_integration.data import HostContact, ImportedContact
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog, XeroConnection
 from xero_integration.rules import contacts as rules
@@ -42,6 +42,24 @@ ACTIVE_IMPORT_STATES = (
     ContactImport.State.RUNNING,
     ContactImport.State.WAITING,
 )
+
+
+#: How a link was made, by the rule that matched (``sync.contacts.choose``).
+MATCHED_BY = {
+    "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
+    "email": ContactLink.MatchedBy.EMAIL,
+    "name": ContactLink.MatchedBy.NAME,
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one page of Xero contacts did in the CRM."""
+
+    created: int
+    linked: int
+    archived: int
+    high_water: object
 
 
 class ContactRejected(Exception):
@@ -154,17 +172,22 @@ def run_import(job_id: int) -> None:
     job.state = ContactImport.State.DONE
     job.finished_at = timezone.now()
     job.save(update_fields=["state", "finished_at", "updated_at"])
+    linked = linked_by_import(job)
     _log(
         connection,
         "contact_import",
         SyncLog.Outcome.OK,
-        f"{job.get_kind_display()}: {job.imported:,} contacts from Xero, {job.created:,} new in "
-        f"the CRM, {job.archived:,} archived or merged.",
+        f"{job.get_kind_display()}: {job.imported:,} contacts from Xero, {linked:,} linked to "
+        f"contacts the CRM had, {job.created:,} new in the CRM, {job.archived:,} archived or "
+        "merged.",
+        linked=linked,
+        created=job.created,
     )
     signals.contacts_imported.send(
         sender=ContactImport,
         connection=connection,
         imported=job.imported,
+        linked=linked,
         created=job.created,
         archived=job.archived,
     )
@@ -181,13 +204,14 @@ def _save_page(
         current = ContactImport.objects.select_for_update().get(pk=job.pk)
         if current.next_page != number or current.state != ContactImport.State.RUNNING:
             return False
-        created, archived, high_water = apply_contacts(job.connection, items, adapter)
+        applied = apply_contacts(job.connection, items, adapter, import_id=job.pk)
         job.next_page = number + 1
         job.imported += len(items)
-        job.created += created
-        job.archived += archived
+        job.created += applied.created
+        job.archived += applied.archived
         if item_count is not None:
             job.total = item_count
+        high_water = applied.high_water
         if high_water and (job.high_water is None or high_water > job.high_water):
             job.high_water = high_water
         job.save()
@@ -195,12 +219,15 @@ def _save_page(
 
 
 def apply_contacts(
-    connection: XeroConnection, items: list[dict], adapter: DefaultXeroAdapter
-) -> tuple[int, int, object]:
+    connection: XeroConnection,
+    items: list[dict],
+    adapter: DefaultXeroAdapter,
+    import_id: int | None = None,
+) -> Applied:
     """Write one page of Xero contacts into the CRM and link them, with a fixed number of
-    queries whatever the page's size; invoices refused for an archived contact run again when
-    the page shows it merged or restored. Returns (new CRM contacts, archived or merged, the
-    latest UpdatedDateUTC)."""
+    queries whatever the page's size: contacts the CRM has already are linked, the others
+    created; invoices refused for an archived contact run again when the page shows it merged
+    or restored."""
     account_key = connection.account_key
     host_model = adapter.contact_model()
     ids = [str(item.get("ContactID")) for item in items if item.get("ContactID")]
@@ -214,6 +241,9 @@ def apply_contacts(
         for xero_id, group in links.items()
         if group[0].host_model == host_model and group[0].status != ContactLink.Status.MERGED
     }
+    unlinked = [contact for contact in active if contact.xero_contact_id not in links]
+    found = existing_contacts(connection, adapter, unlinked, items)
+    linked.update({xero_id: host_id for xero_id, (host_id, _rule) in found.items()})
     written = adapter.upsert_contacts(account_key, active, linked) if active else {}
     by_id = {str(item.get("ContactID")): item for item in items}
     new_links, changed, archived, freed = [], [], 0, 0
@@ -239,7 +269,9 @@ def apply_contacts(
                         host_id=written[xero_id],
                         xero_contact_id=xero_id,
                         xero_name=str(item.get("Name") or "")[:255],
-                        matched_by=ContactLink.MatchedBy.IMPORTED,
+                        matched_by=MATCHED_BY.get(
+                            found.get(xero_id, ("", ""))[1], ContactLink.MatchedBy.IMPORTED
+                        ),
                         xero_updated_at=updated,
                     )
                 )
@@ -277,7 +309,79 @@ def apply_contacts(
         )
     if freed:
         rerun_jobs_refused_for_archived_contacts(account_key)
-    return len(new_links), archived, high_water
+    joined = [link for link in new_links if link.xero_contact_id in found]
+    if joined:
+        _log_linked(connection, joined, import_id)
+    return Applied(len(new_links) - len(joined), len(joined), archived, high_water)
+
+
+def existing_contacts(
+    connection: XeroConnection,
+    adapter: DefaultXeroAdapter,
+    unlinked: list[ImportedContact],
+    items: list[dict],
+) -> dict[str, tuple[str, str]]:
+    """The Xero contacts of a page that are contacts the CRM has already, found among the
+    adapter's ``contact_candidates`` by the rules an invoice's contact is matched with:
+    ``{ContactID: (host id, rule)}``. A CRM contact linked in this organisation already is
+    never linked a second time."""
+    if not unlinked:
+        return {}
+    host_model = adapter.contact_model()
+    prefix = app_settings.CONTACT_NUMBER_PREFIX
+    lookup = rules.contact_lookup(unlinked, prefix)
+    candidates = {
+        candidate.host_id: candidate
+        for candidate in adapter.contact_candidates(connection.account_key, lookup)
+        if candidate.host_model == host_model
+    }
+    if not candidates:
+        return {}
+    taken = set(
+        ContactLink.objects.of(connection)
+        .filter(host_model=host_model, host_id__in=list(candidates))
+        .values_list("host_id", flat=True)
+    )
+    wanted = {contact.xero_contact_id for contact in unlinked}
+    xero_contacts = [item for item in items if str(item.get("ContactID")) in wanted]
+    free = [candidate for host_id, candidate in candidates.items() if host_id not in taken]
+    return {
+        str(match.contact["ContactID"]): (host.host_id, match.rule)
+        for host, match in rules.pair_imported(free, xero_contacts, prefix)
+        if match.contact is not None
+    }
+
+
+def _log_linked(
+    connection: XeroConnection, links: list[ContactLink], import_id: int | None
+) -> None:
+    """One entry for the contacts of a page linked to contacts the CRM had: which and why."""
+    _log(
+        connection,
+        "contact_linked",
+        SyncLog.Outcome.INFO,
+        f"{len(links):,} Xero contact(s) linked to contacts the CRM already had (by contact "
+        "number, email or name), instead of creating them again.",
+        contact_import=import_id,
+        linked=len(links),
+        links=[
+            {
+                "host_id": link.host_id,
+                "xero_contact_id": link.xero_contact_id,
+                "xero_name": link.xero_name,
+                "matched_by": link.matched_by,
+            }
+            for link in links
+        ],
+    )
+
+
+def linked_by_import(job: ContactImport) -> int:
+    """How many Xero contacts an import linked to contacts the CRM had (its pages' log)."""
+    entries = SyncLog.objects.filter(
+        connection=job.connection, action="contact_linked", details__contact_import=job.pk
+    ).values_list("details", flat=True)
+    return sum(int(details.get("linked", 0)) for details in entries)
 
 
 def resume_imports() -> int:
@@ -651,11 +755,7 @@ def _save_link(connection: XeroConnection, link: ContactLink, settled: _Settling
     link.xero_name = str(contact.get("Name") or host.name)[:255]
     link.status = ContactLink.Status.ACTIVE
     link.merged_into = ""
-    link.matched_by = {
-        "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
-        "email": ContactLink.MatchedBy.EMAIL,
-        "name": ContactLink.MatchedBy.NAME,
-    }.get(match.rule, ContactLink.MatchedBy.CREATED)
+    link.matched_by = MATCHED_BY.get(match.rule, ContactLink.MatchedBy.CREATED)
     link.save()
     _log(
         connection,

@@ -137,6 +137,21 @@ class ImportedContact:
 
 
 @dataclass(frozen=True)
+class ContactLookup:
+    """The Xero contacts an import is about to bring into the CRM, and what identifies them,
+    for the adapter's ``contact_candidates`` to find the CRM contacts that may be the same
+    people. Emails and names are in lower case without surrounding spaces (as the app compares
+    them); ``host_ids`` are the primary keys that our contact numbers in Xero name (a contact
+    the app once created in Xero from that CRM contact carries ``XERO_CONTACT_NUMBER_PREFIX``
+    and its primary key)."""
+
+    contacts: tuple[ImportedContact, ...]
+    emails: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    host_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class RecordedPayment:
     """A payment someone recorded in Xero (from the bank feed, say), on its way into the CRM."""
 

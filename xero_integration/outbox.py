@@ -9,7 +9,7 @@ many of its invoices the transaction changed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
@@ -20,7 +20,7 @@ from django.db.models import Count, Min, Model, Q
 from django.utils import timezone
 
 from xero_integration import invoices
-from xero_integration.adapters import get_adapter
+from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.models import ConnectionStatus, SyncJob, XeroConnection
 
 logger = logging.getLogger(__name__)
@@ -40,17 +40,14 @@ def enqueue(
 ) -> bool:
     """Record that a host invoice changed; True when its account has a Xero connection, even
     a disconnected one (a job was added or bumped, and its push is queued for after the commit;
-    while disconnected it waits for the reconnect)."""
-    key = (account_key, host_model, host_id, number, deleted)
-    connection = transaction.get_connection()
-    for _savepoints, hook, _robust in connection.run_on_commit:
-        if isinstance(hook, _Recorded) and hook.key == key:
-            # Already recorded in this transaction (a form saves the invoice, then its
-            # totals): the job's change is the commit's, one statement is enough.
-            return hook.queued
-    queued = SyncJob.objects.record_change(account_key, host_model, host_id, number, deleted)
-    if connection.in_atomic_block:
-        transaction.on_commit(_Recorded(key, queued))
+    while disconnected it waits for the reconnect). Within one transaction an invoice's change
+    is written once, however many of its rows (the invoice, its lines, its payments) are
+    saved: the push after the commit reads them all."""
+    change = (account_key, host_model, host_id, number, deleted)
+    queued = _recorded_in_transaction(change)
+    if queued is None:
+        queued = SyncJob.objects.record_change(account_key, host_model, host_id, number, deleted)
+        _remember_in_transaction(change, queued)
     if queued and dispatch_task:
         # One run for the account per transaction, however many of its invoices changed.
         invoices.queue_run(account_key)
@@ -58,16 +55,60 @@ def enqueue(
 
 
 class _Recorded:
-    """Marks a change recorded in the current transaction; kept by Django with the
-    transaction's on-commit hooks, so a savepoint that rolls back takes it away with the
-    statement it stood for."""
+    """Among a transaction's on-commit hooks, one per savepoint: the invoice changes recorded
+    in it. Rolling the savepoint back drops the hook together with the statements it stands
+    for, so a later save records its change again."""
 
-    def __init__(self, key: tuple[str, str, str, str, bool], queued: bool) -> None:
-        self.key = key
-        self.queued = queued
+    def __init__(self) -> None:
+        self.changes: dict[tuple[str, str, str, str, bool], bool] = {}
 
     def __call__(self) -> None:
-        """Nothing to do on commit."""
+        """Nothing to do at the commit: the hook only remembers."""
+
+
+def _recorded_in_transaction(change: tuple[str, str, str, str, bool]) -> bool | None:
+    """What recording ``change`` gave earlier in this transaction; None when it was not."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return None
+    for _savepoints, hook, _robust in connection.run_on_commit:
+        if isinstance(hook, _Recorded) and change in hook.changes:
+            return hook.changes[change]
+    return None
+
+
+def _remember_in_transaction(change: tuple[str, str, str, str, bool], queued: bool) -> None:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return
+    current = set(connection.savepoint_ids)
+    for savepoints, hook, _robust in reversed(connection.run_on_commit):
+        if isinstance(hook, _Recorded) and savepoints == current:
+            hook.changes[change] = queued
+            return
+    hook = _Recorded()
+    hook.changes[change] = queued
+    transaction.on_commit(hook)
+
+
+def enqueue_invoices(invoices: Iterable[Model]) -> int:
+    """The public ``xero_integration.enqueue``: host invoices changed without a ``save()`` the
+    app sees. Each goes to Xero as it is after the commit, one run per account whatever the
+    number. Returns how many were recorded (invoices of accounts that never connected are
+    not)."""
+    adapter = get_adapter()
+    watched = {model._meta.label_lower for model in adapter.invoice_models()}
+    recorded = 0
+    with transaction.atomic():
+        for invoice in invoices:
+            label = getattr(getattr(invoice, "_meta", None), "label_lower", None)
+            if label not in watched:
+                raise TypeError(
+                    f"xero_integration.enqueue() takes instances of the adapter's "
+                    f"invoice_models(), not {invoice!r}."
+                )
+            recorded += record_host_change(invoice, adapter=adapter)
+    return recorded
 
 
 #: Set while changes that came from Xero are written into the CRM: they must not echo back.
@@ -84,12 +125,14 @@ def changes_from_xero() -> Iterator[None]:
         _from_xero.reset(token)
 
 
-def record_host_change(instance: Model, deleted: bool = False) -> bool:
+def record_host_change(
+    instance: Model, deleted: bool = False, adapter: DefaultXeroAdapter | None = None
+) -> bool:
     """A host invoice was saved or deleted: record it for Xero (unless the change came from
     Xero). True when a job was recorded."""
     if _from_xero.get():
         return False
-    adapter = get_adapter()
+    adapter = adapter or get_adapter()
     account_key = adapter.get_account_key(instance)
     if not account_key:
         return False

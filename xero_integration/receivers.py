@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db.models import Model
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model, QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from xero_integration import contacts, outbox, signals
-from xero_integration.adapters import get_adapter
+from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.models import XeroConnection
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,34 @@ def payment_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None
         outbox.record_host_change(invoice)
 
 
+def line_changed(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    """A line saved or deleted on its own: its invoice goes to Xero again."""
+    adapter = get_adapter()
+    if _deleting_an_invoice(adapter, kwargs.get("origin")):
+        return  # the invoice's own delete covers its lines
+    try:
+        invoice = adapter.invoice_for_line(instance)
+    except ObjectDoesNotExist:
+        return
+    if invoice is not None and invoice.pk is not None:
+        outbox.record_host_change(invoice, adapter=adapter)
+
+
+def _deleting_an_invoice(adapter: DefaultXeroAdapter, origin: Any) -> bool:
+    """Whether a delete started at an invoice (or a queryset of invoices)."""
+    if origin is None:
+        return False
+    model = origin.model if isinstance(origin, QuerySet) else type(origin)
+    return issubclass(model, tuple(adapter.invoice_models()))
+
+
 def connect_host_models() -> None:
     """Watch the adapter's models (called once the app registry is ready)."""
     try:
         adapter = get_adapter()
         invoice_models = adapter.invoice_models()
         payment_models = adapter.payment_models()
+        line_models = adapter.line_models()
     except Exception:  # a broken adapter is reported by the system check E001
         logger.exception("xero_integration: the adapter's models could not be read")
         return
@@ -54,6 +77,9 @@ def connect_host_models() -> None:
     for model in payment_models:
         post_save.connect(payment_changed, sender=model, dispatch_uid=f"xero-pay-{model}")
         post_delete.connect(payment_changed, sender=model, dispatch_uid=f"xero-paydel-{model}")
+    for model in line_models:
+        post_save.connect(line_changed, sender=model, dispatch_uid=f"xero-line-{model}")
+        post_delete.connect(line_changed, sender=model, dispatch_uid=f"xero-linedel-{model}")
 
 
 # ---- the app's own signals -----------------------------------------------------------------

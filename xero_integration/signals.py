@@ -28,7 +28,8 @@ invoice_synced = Signal()
 invoice_sync_failed = Signal()
 
 #: A contact import finished. Arguments: ``connection``, ``imported`` (contacts read from
-#: Xero), ``created`` (new in the CRM), ``archived`` (archived or merged in Xero).
+#: Xero), ``linked`` (linked to contacts the CRM had), ``created`` (new in the CRM),
+#: ``archived`` (archived or merged in Xero).
 contacts_imported = Signal()
 
 #: Sync jobs of an account became due outside a save (a contact's merge learnt, say): the

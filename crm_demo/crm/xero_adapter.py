@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from django.db.models import Model
+from django.db.models import Model, Q
+from django.db.models.functions import Lower, Trim
 from django.http import HttpRequest
 from django.urls import reverse
 
 from crm_demo.crm.accounts import current_membership
-from crm_demo.crm.models import Account, Contact, Invoice, Membership, Payment
+from crm_demo.crm.models import Account, Contact, Invoice, InvoiceLine, Membership, Payment
 from xero_integration.adapters import DefaultXeroAdapter
 from xero_integration.data import (
+    ContactLookup,
     HostAddress,
     HostContact,
     HostInvoice,
@@ -53,6 +55,11 @@ class CrmXeroAdapter(DefaultXeroAdapter):
     def payment_models(self) -> list[type[Model]]:
         return [Payment]
 
+    def line_models(self) -> list[type[Model]]:
+        """A line edited on its own (the invoice form's formset saves only the lines that
+        changed) re-sends its invoice."""
+        return [InvoiceLine]
+
     def get_account_key(self, obj: Model) -> str | None:
         account_id = getattr(obj, "account_id", None)
         if account_id is None and isinstance(obj, Payment):
@@ -65,7 +72,6 @@ class CrmXeroAdapter(DefaultXeroAdapter):
 
     def to_invoice(self, invoice: Model) -> HostInvoice:
         assert isinstance(invoice, Invoice)
-        contact = invoice.contact
         lines = []
         for line in invoice.lines.select_related("tax").prefetch_related("tax__components"):
             tax = None
@@ -94,24 +100,7 @@ class CrmXeroAdapter(DefaultXeroAdapter):
             host_id=str(invoice.pk),
             account_key=str(invoice.account_id),
             number=invoice.number,
-            contact=HostContact(
-                host_model=CONTACT_MODEL,
-                host_id=str(contact.pk),
-                name=contact.name,
-                first_name=contact.first_name,
-                last_name=contact.last_name,
-                email=contact.email,
-                phone=contact.phone,
-                company=contact.company,
-                address=HostAddress(
-                    line1=contact.address_line1,
-                    line2=contact.address_line2,
-                    city=contact.city,
-                    region=contact.region,
-                    postal_code=contact.postal_code,
-                    country=contact.country,
-                ),
-            ),
+            contact=host_contact(invoice.contact),
             currency=invoice.currency,
             issue_date=invoice.issue_date,
             due_date=invoice.due_date,
@@ -173,6 +162,19 @@ class CrmXeroAdapter(DefaultXeroAdapter):
         if company and company.lower() not in contact.name.lower():
             return f"{contact.name.strip()} ({company})"
         return super().distinct_contact_name(contact, contact_number)
+
+    def contact_candidates(self, account_key: str, lookup: ContactLookup) -> Iterable[HostContact]:
+        """The account's contacts with one of the emails or names (ignoring case), or the
+        primary key one of our contact numbers names: an import on connect links them instead
+        of creating each customer a second time."""
+        ids = [int(pk) for pk in lookup.host_ids if pk.isdigit()]
+        found = (
+            Contact.objects.filter(account_id=account_key)
+            .annotate(email_key=Lower(Trim("email")), name_key=Lower(Trim("name")))
+            .filter(Q(email_key__in=lookup.emails) | Q(name_key__in=lookup.names) | Q(pk__in=ids))
+            .order_by("pk")
+        )
+        return [host_contact(contact) for contact in found]
 
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
@@ -250,6 +252,28 @@ class CrmXeroAdapter(DefaultXeroAdapter):
             .order_by("user__email")
             .values_list("user__email", flat=True)
         )
+
+
+def host_contact(contact: Contact) -> HostContact:
+    """A CRM contact as the plain data the integration reads."""
+    return HostContact(
+        host_model=CONTACT_MODEL,
+        host_id=str(contact.pk),
+        name=contact.name,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
+        phone=contact.phone,
+        company=contact.company,
+        address=HostAddress(
+            line1=contact.address_line1,
+            line2=contact.address_line2,
+            city=contact.city,
+            region=contact.region,
+            postal_code=contact.postal_code,
+            country=contact.country,
+        ),
+    )
 
 
 def _max_length(field: str) -> int:

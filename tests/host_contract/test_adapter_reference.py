@@ -59,7 +59,10 @@ def test_every_hook_has_its_section_with_signature_and_docstring() -> None:
     "hook",
     [
         "contact_model",
+        "contact_candidates",
         "upsert_contacts",
+        "line_models",
+        "invoice_for_line",
         "backfill_invoices",
         "invoice_number",
         "load_invoice",

@@ -783,7 +783,9 @@ def test_repeated_saves_before_the_push_coalesce_into_one_job(
                 invoice.save()
     jobs = SyncJob.objects.filter(host_id=str(invoice.pk))
     assert jobs.count() == 1
-    assert jobs.get().state == SyncJob.State.PENDING
+    job = jobs.get()
+    assert job.change_seq == 1  # one transaction: its saves are one change
+    assert job.state == SyncJob.State.PENDING
     assert callbacks  # the push is queued for after the commit
 
 
@@ -814,8 +816,9 @@ def test_saves_in_one_transaction_make_one_push(xero_sandbox, connected):
         invoice.save()
         invoice.reference = "changed again"
         invoice.save()
-    assert_done(invoice)
+    job = assert_done(invoice)
     assert SyncJob.objects.count() == 1
+    assert job.change_seq == 1  # written once in the transaction, however many saves
     assert len(writes(xero_sandbox, tenant_id, "Invoices")) == 1
     assert the_invoice(xero_sandbox, tenant_id)["Reference"] == "changed again"
 

@@ -460,3 +460,80 @@ def test_a_contact_whose_email_xero_cannot_take_is_still_matched_by_name() -> No
     match = rules.choose(host(name="Jürgen Müller", email="jurgen@müller.de"), [same_name], PREFIX)
 
     assert (match.contact, match.rule) == (same_name, "name")
+
+
+# ---- linking on import ----------------------------------------------------------------------
+
+
+def paired(hosts: list[HostContact], contacts: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """{CRM contact id: (Xero contact id, rule)} for what ``pair_imported`` links."""
+    return {
+        host.host_id: (match.contact["ContactID"], match.rule)
+        for host, match in rules.pair_imported(hosts, contacts, PREFIX)
+    }
+
+
+def test_imported_contacts_are_paired_by_number_then_email_then_name() -> None:
+    hosts = [
+        host(host_id="1", name="Harbour Cafe", email="cafe@example.com"),
+        host(host_id="2", name="Quay Bakery", email="bread@example.com"),
+        host(host_id="3", name="Dockside Ltd", email=""),
+        host(host_id="4", name="Nobody Here", email="nobody@example.com"),
+    ]
+    contacts = [
+        xero("Harbour Café", ContactID="x-number", ContactNumber="CRM-1"),
+        xero("Quay Bakery Ltd", ContactID="x-email", EmailAddress="BREAD@example.com"),
+        xero("dockside ltd", ContactID="x-name"),
+        xero("Someone Else", ContactID="x-new", EmailAddress="else@example.com"),
+    ]
+    assert paired(hosts, contacts) == {
+        "1": ("x-number", "contact_number"),
+        "2": ("x-email", "email"),
+        "3": ("x-name", "name"),
+    }
+
+
+def test_one_xero_contact_goes_to_the_strongest_claim_and_is_paired_once() -> None:
+    by_email = host(host_id="7", name="Jane Smith", email="jane@example.com")
+    by_name = host(host_id="8", name="Jane Smith", email="")
+    contacts = [xero("Jane Smith", ContactID="x-jane", EmailAddress="jane@example.com")]
+    assert paired([by_name, by_email], contacts) == {"7": ("x-jane", "email")}
+
+
+def test_a_crm_contact_is_paired_with_one_xero_contact_only() -> None:
+    jane = host(host_id="7", name="Jane Smith", email="jane@example.com")
+    contacts = [
+        xero("Jane Smith", ContactID="x-1", EmailAddress="jane@example.com"),
+        xero("J. Smith", ContactID="x-2", EmailAddress="jane@example.com"),
+    ]
+    assert paired([jane], contacts) == {"7": ("x-1", "email")}
+
+
+def test_the_same_name_with_another_email_is_not_paired() -> None:
+    jane = host(host_id="7", name="Jane Smith", email="jane@example.com")
+    contacts = [xero("Jane Smith", ContactID="x-other", EmailAddress="other@example.com")]
+    assert paired([jane], contacts) == {}
+
+
+def test_a_xero_contact_carrying_another_crm_contacts_number_is_not_paired() -> None:
+    jane = host(host_id="7", name="Jane Smith", email="jane@example.com")
+    contacts = [
+        xero("Jane Smith", ContactID="x-9", EmailAddress="jane@example.com", ContactNumber="CRM-9")
+    ]
+    assert paired([jane], contacts) == {}
+
+
+def test_the_lookup_names_emails_names_and_our_contact_numbers() -> None:
+    lookup = rules.contact_lookup(
+        [
+            rules.imported_contact(
+                xero(" Harbour Cafe ", EmailAddress="Cafe@Example.com", ContactNumber="CRM-12")
+            ),
+            rules.imported_contact(xero("Quay Bakery", ContactNumber="ACME-3")),
+        ],
+        PREFIX,
+    )
+    assert lookup.emails == {"cafe@example.com"}
+    assert lookup.names == {"harbour cafe", "quay bakery"}
+    assert lookup.host_ids == {"12"}
+    assert len(lookup.contacts) == 2

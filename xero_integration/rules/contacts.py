@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from xero_integration.data import HostAddress, HostContact, ImportedContact
+from xero_integration.data import ContactLookup, HostAddress, HostContact, ImportedContact
 from xero_integration.xero.wire import parse_datetime
 
 #: Xero's field lengths (Xero's API documentation).
@@ -276,3 +276,72 @@ def disambiguated_name(host: HostContact, prefix: str) -> str:
         return numbered_name(host, prefix)
     suffix = f" ({email})"
     return host.name.strip()[: NAME_MAX - len(suffix)] + suffix
+
+
+# ---- linking on import ---------------------------------------------------------------------
+
+#: The rules that link a CRM contact to a Xero contact, strongest first.
+LINK_RULES = ("contact_number", "email", "name")
+
+
+def host_id_in(number: str, prefix: str) -> str:
+    """The CRM contact's primary key our contact number names ("" for a number not ours)."""
+    number = number.strip()
+    return number[len(prefix) :] if prefix and number.startswith(prefix) else ""
+
+
+def contact_lookup(contacts: list[ImportedContact], prefix: str) -> ContactLookup:
+    """What the adapter needs to find the CRM contacts that may be these Xero contacts."""
+    return ContactLookup(
+        contacts=tuple(contacts),
+        emails=frozenset(c.email.strip().lower() for c in contacts if c.email.strip()),
+        names=frozenset(c.name.strip().lower() for c in contacts if c.name.strip()),
+        host_ids=frozenset(filter(None, (host_id_in(c.contact_number, prefix) for c in contacts))),
+    )
+
+
+def pair_imported(
+    hosts: list[HostContact], xero_contacts: list[dict[str, Any]], prefix: str
+) -> list[tuple[HostContact, Match]]:
+    """Which of the Xero contacts being imported are CRM contacts the CRM already has, by the
+    rules an invoice's contact is matched with (``choose``): our contact number, then the
+    email, then the name. Stronger evidence is served first, and each CRM contact and each Xero
+    contact is paired at most once, so an import never links two CRM contacts to one Xero
+    contact. The others are left to be created."""
+    index: dict[str, list[int]] = {}
+    for position, contact in enumerate(xero_contacts):
+        for key in _keys(
+            _text(contact.get("ContactNumber")),
+            _text(contact.get("EmailAddress")),
+            _text(contact.get("Name")),
+        ):
+            index.setdefault(key, []).append(position)
+    taken: set[int] = set()
+    pairs: list[tuple[HostContact, Match]] = []
+    pending = list(hosts)
+    for rule in LINK_RULES:
+        waiting = []
+        for host in pending:
+            related = sorted(_related(host, index, prefix) - taken)
+            match = choose(host, [xero_contacts[n] for n in related], prefix)
+            if match.contact is not None and match.rule == rule:
+                taken.add(next(n for n in related if xero_contacts[n] is match.contact))
+                pairs.append((host, match))
+            else:
+                waiting.append(host)
+        pending = waiting
+    return pairs
+
+
+def _related(host: HostContact, index: dict[str, list[int]], prefix: str) -> set[int]:
+    """The positions of the Xero contacts ``choose`` could pick for ``host`` (the same number,
+    email or name): choosing among them, in their order, decides as choosing among all would."""
+    keys = _keys(contact_number(host, prefix), email_for_xero(host.email), host.name)
+    return {position for key in keys for position in index.get(key, ())}
+
+
+def _keys(number: str, email: str, name: str) -> list[str]:
+    """What a contact can be found by: its contact number, email and name as compared."""
+    keys = [("number", number.strip()), ("email", email.strip().lower())]
+    keys.append(("name", name.strip().lower()))
+    return [f"{kind}:{value}" for kind, value in keys if value]

@@ -4,11 +4,13 @@ import datetime
 from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db.models import Model
+from django.db.models import Model, Q
+from django.db.models.functions import Lower, Trim
 from django.http import HttpRequest
 from django.urls import reverse
 from xero_integration.adapters import DefaultXeroAdapter
 from xero_integration.data import (
+    ContactLookup,
     HostContact,
     HostInvoice,
     HostLine,
@@ -20,7 +22,7 @@ from xero_integration.data import (
     RecordedPayment,
 )
 
-from mycrm.models import Customer, Invoice, Organisation, Payment
+from mycrm.models import Customer, Invoice, InvoiceLine, Organisation, Payment
 
 STATUSES = {
     Invoice.Status.DRAFT: InvoiceStatus.DRAFT,
@@ -38,6 +40,10 @@ class MyXeroAdapter(DefaultXeroAdapter):
 
     def payment_models(self) -> list[type[Model]]:
         return [Payment]
+
+    def line_models(self) -> list[type[Model]]:
+        # A line saved on its own (an inline formset, the API) re-sends its invoice.
+        return [InvoiceLine]
 
     # Whose they are ----------------------------------------------------------------------------
 
@@ -61,19 +67,12 @@ class MyXeroAdapter(DefaultXeroAdapter):
     # Invoices as Xero must receive them ---------------------------------------------------------
 
     def to_invoice(self, invoice: Model) -> HostInvoice:
-        customer = invoice.customer
         return HostInvoice(
             host_model="mycrm.invoice",
             host_id=str(invoice.pk),
             account_key=str(invoice.organisation_id),
             number=invoice.number,
-            contact=HostContact(
-                host_model="mycrm.customer",
-                host_id=str(customer.pk),
-                name=customer.name,
-                email=customer.email,
-                phone=customer.phone,
-            ),
+            contact=_host_contact(invoice.customer),
             currency=invoice.currency,
             issue_date=invoice.issued_on,
             due_date=invoice.due_on,
@@ -112,6 +111,17 @@ class MyXeroAdapter(DefaultXeroAdapter):
 
     def contact_model(self) -> str:
         return "mycrm.customer"
+
+    def contact_candidates(self, account_key: str, lookup: ContactLookup) -> Iterable[HostContact]:
+        # Customers the CRM has already that may be the Xero contacts being imported: the app
+        # links those it matches (contact number, email, name) instead of creating them again.
+        ids = [int(pk) for pk in lookup.host_ids if pk.isdigit()]
+        customers = (
+            Customer.objects.filter(organisation_id=account_key)
+            .annotate(email_key=Lower(Trim("email")), name_key=Lower(Trim("name")))
+            .filter(Q(email_key__in=lookup.emails) | Q(name_key__in=lookup.names) | Q(pk__in=ids))
+        )
+        return [_host_contact(customer) for customer in customers]
 
     def upsert_contacts(
         self, account_key: str, contacts: Iterable[ImportedContact], linked: dict[str, str]
@@ -160,6 +170,16 @@ class MyXeroAdapter(DefaultXeroAdapter):
     def remove_xero_payments(self, invoice: Model, host_ids: list[str]) -> None:
         invoice.payments.filter(pk__in=[int(pk) for pk in host_ids], from_xero=True).delete()
         _settle(invoice)
+
+
+def _host_contact(customer: Customer) -> HostContact:
+    return HostContact(
+        host_model="mycrm.customer",
+        host_id=str(customer.pk),
+        name=customer.name,
+        email=customer.email,
+        phone=customer.phone,
+    )
 
 
 def _tax(rate: Decimal) -> HostTax | None:

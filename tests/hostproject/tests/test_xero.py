@@ -3,6 +3,7 @@
 import datetime
 from decimal import Decimal
 
+import xero_integration
 from django.core import checks
 from django.db import transaction
 from django.urls import reverse
@@ -128,3 +129,56 @@ def test_the_adapter_and_the_layout_pass_the_apps_checks(db):
     ids = {message.id for message in checks.run_checks(include_deployment_checks=False)}
     assert "xero_integration.E001" not in ids  # every required hook is there
     assert "xero_integration.W004" not in ids  # base.html renders content and extra_head
+
+
+def test_a_line_edited_on_its_own_reaches_xero(organisation, owner_client, xero_connect):
+    xero = xero_connect(owner_client)
+    customer = Customer.objects.create(organisation=organisation, name="Harbour Cafe")
+    invoice = make_invoice(organisation, customer, "INV-005")
+
+    line = invoice.lines.get(description="Descaling kit")
+    line.quantity = Decimal("3")
+    line.save()  # as an inline formset saves the one line that changed
+
+    assert invoice.total == Decimal("418.50")
+    assert money(xero.invoice("INV-005")["Total"]) == invoice.total
+
+
+def test_invoices_changed_by_a_bulk_update_are_sent_with_enqueue(
+    organisation, owner_client, xero_connect
+):
+    xero = xero_connect(owner_client)
+    customer = Customer.objects.create(organisation=organisation, name="Harbour Cafe")
+    invoice = make_invoice(organisation, customer, "INV-006", status=Invoice.Status.DRAFT)
+
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.SENT)  # no save()
+    assert xero.invoice("INV-006")["Status"] == "DRAFT"
+    xero_integration.enqueue(invoice)
+
+    assert xero.invoice("INV-006")["Status"] == "AUTHORISED"
+
+
+def test_customers_the_crm_has_are_linked_on_import_not_created_again(
+    organisation, owner_client, xero_sandbox, xero_connect
+):
+    made = xero_sandbox.create_organisation(name="Harbour Supplies (NZ)")
+    xero_sandbox.edit_contacts(
+        made["tenant_id"],
+        [
+            {"Name": "Harbour Cafe", "EmailAddress": "accounts@harbourcafe.example"},
+            {"Name": "Quay Bakery"},
+        ],
+    )
+    cafe = Customer.objects.create(
+        organisation=organisation, name="Harbour Cafe", email="Accounts@HarbourCafe.example"
+    )
+
+    xero = xero_connect(owner_client, tenant_id=made["tenant_id"])
+
+    names = sorted(organisation.customers.values_list("name", flat=True))
+    assert names == ["Harbour Cafe", "Quay Bakery"]  # the cafe was not created a second time
+    link = ContactLink.objects.get(host_model="mycrm.customer", host_id=str(cafe.pk))
+    assert link.matched_by == ContactLink.MatchedBy.EMAIL
+    make_invoice(organisation, cafe, "INV-007")
+    assert xero.invoice("INV-007")["Contact"]["ContactID"] == link.xero_contact_id
+    assert len(xero.contacts()) == 2
