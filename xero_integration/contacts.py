@@ -44,7 +44,7 @@ ACTIVE_IMPORT_STATES = (
 )
 
 
-#: How a link was made, by the rule that matched (``sync.contacts.choose``).
+#: How a link was made, by the rule that matched (``rules.contacts.choose``).
 MATCHED_BY = {
     "contact_number": ContactLink.MatchedBy.CONTACT_NUMBER,
     "email": ContactLink.MatchedBy.EMAIL,

@@ -2,7 +2,7 @@
 
 One run brings the connected organisation to the invoice's current state: contact, tax rates,
 currency, the invoice (created once, then updated only when its payload changed), status,
-payments, void or delete. The decisions are made by ``sync.plan`` from plain values; this
+payments, void or delete. The decisions are made by ``rules.plan`` from plain values; this
 module reads what those decisions need, makes the calls and records what happened.
 
 Every write carries an Idempotency-Key tied to the job's change and payload, and is recorded

@@ -701,7 +701,7 @@ class InvoiceLink(models.Model):
     xero_status = models.CharField(max_length=20, blank=True)
     payload_hash = models.CharField(max_length=64, blank=True)
     # Fingerprints of creates sent without an answer: the proof that an invoice Xero holds under
-    # this number is ours (see sync.plan.invoice_fingerprint).
+    # this number is ours (see rules.plan.invoice_fingerprint).
     unanswered_creates = models.JSONField(default=list, blank=True)
     # An invoice Xero already holds under this number that is not proven ours: staff link to it
     # or renumber the CRM invoice.
