@@ -717,7 +717,7 @@ class InvoiceLink(models.Model):
     xero_updated_at = models.DateTimeField("updated in Xero", null=True, blank=True)
     read_at = models.DateTimeField("last read from Xero", null=True, blank=True)
     pushed_at = models.DateTimeField(null=True, blank=True)
-    # The lines as last sent (see sync.preflight): Xero refuses line edits once paid.
+    # The lines as last sent (see rules.preflight): Xero refuses line edits once paid.
     lines_fingerprint = models.CharField(max_length=64, blank=True)
 
     objects = OrganisationQuerySet.as_manager()

@@ -2,7 +2,7 @@
 
 For the host's pages (the demo CRM shows the problems on its invoice form and page) and for
 the sync job, which waits with these messages instead of sending what Xero would refuse. The
-rules are in ``sync.preflight``; this module gathers what they need from the database.
+rules are in ``rules.preflight``; this module gathers what they need from the database.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a run does with an invoice and its payments, decided from plain values (sync.plan)."""
+"""What a run does with an invoice and its payments, decided from plain values (rules.plan)."""
 
 from __future__ import annotations
 

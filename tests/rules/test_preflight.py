@@ -1,4 +1,4 @@
-"""What Xero would refuse, found before any call (sync.preflight): each problem names its field."""
+"""What Xero would refuse, found before any call (rules.preflight): each problem names its field."""
 
 from __future__ import annotations
 
