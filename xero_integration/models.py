@@ -616,9 +616,10 @@ class SyncJobQuerySet(models.QuerySet):
 class SyncJob(models.Model):
     """The outbox: one row per host invoice that has changes Xero has not received yet.
 
-    A host save adds to ``change_seq`` in the save's own transaction (saves before the push
-    coalesce into one job); a worker pushes the invoice as it is then and records the sequence
-    it covered, so a save during the push makes the job run again.
+    A transaction that changes the invoice adds one to ``change_seq``, in that transaction
+    (however many of its rows it saves; changes before the push coalesce into one job); a
+    worker pushes the invoice as it is then and records the sequence it covered, so a change
+    committed during the push makes the job run again.
     """
 
     class State(models.TextChoices):
