@@ -147,6 +147,41 @@ def test_a_fault_at_any_call_of_a_batch_leaves_no_job_done_with_work_left(
         assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
 
 
+def test_a_short_answer_to_a_batch_makes_every_job_check_and_settles_without_duplicates(
+    xero_sandbox, connected, no_dispatch
+):
+    tenant_id, account, _ = connected
+    already = [make_invoice(account, [{"unit_price": Decimal(p)}]) for p in ("100", "80")]
+    for invoice in already:
+        assert_done(invoice)
+    with no_dispatch():
+        fresh = [make_invoice(account, [{"unit_price": Decimal(p)}]) for p in ("10", "20", "30")]
+        pay(fresh[0], "4.00")
+        pay(fresh[1], "5.00")
+        pay(already[0], "40.00")
+        pay(already[1], "30.00")
+    # Xero applies both shared calls but its answers leave out the last invoice and payment.
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "short_answer", count=1)
+    xero_sandbox.add_fault("PUT", f"{API}/Payments*", "short_answer", count=1)
+
+    invoices.run_batch(str(account.pk))
+
+    batch = already + fresh
+    for invoice in batch:
+        job = job_of(invoice)
+        assert (job.state, job.reason) == (SyncJob.State.WAITING, SyncJob.Reason.UNANSWERED)
+        assert "did not list every" in job.error
+    run_due(account)
+
+    for invoice in batch:
+        assert_done(invoice)
+        assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
+    state = xero_sandbox.organisation_state(tenant_id)
+    numbers = [i["InvoiceNumber"] for i in state["invoices"] if i["Status"] != "DELETED"]
+    assert sorted(numbers) == sorted(invoice.number for invoice in batch)
+    assert len(live_payments(xero_sandbox, tenant_id)) == 4
+
+
 # ---- unanswered payment writes are settled from Xero's side -------------------------------------
 
 
