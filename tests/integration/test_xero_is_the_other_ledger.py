@@ -5,6 +5,7 @@ back to the CRM. Each test checks the sandbox's state and the CRM's afterwards."
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -466,6 +467,84 @@ def test_a_difference_no_change_in_xero_explains_is_flagged_as_drift(xero_sandbo
     assert InvoiceLink.objects.filter(drift=True).count() == 1
     # Shown to staff, not pushed over what someone did in Xero.
     assert money(xero_invoice(xero_sandbox, tenant_id, invoice.number)["Total"]) == in_xero
+
+
+def total_changed_in_xero(sandbox: Any, tenant_id: str, invoice: Invoice) -> Decimal:
+    """Someone edits the invoice's lines in Xero; its total there, no longer the CRM's."""
+    XeroUser(sandbox, tenant_id).edit_invoice(
+        link_of(invoice).xero_invoice_id,
+        LineItems=[
+            {
+                "Description": "Changed in Xero",
+                "Quantity": 1,
+                "UnitAmount": 120,
+                "AccountCode": "200",
+            }
+        ],
+    )
+    return money(xero_invoice(sandbox, tenant_id, invoice.number)["Total"])
+
+
+def test_drift_has_its_own_admin_filter_showing_both_figures(xero_sandbox, connected, admin_client):
+    tenant_id, account, connection = connected
+    differs = make_invoice(account, [{"unit_price": Decimal("100")}])
+    agrees = make_invoice(account, [{"unit_price": Decimal("50")}])
+    in_xero = total_changed_in_xero(xero_sandbox, tenant_id, differs)
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    changelist = reverse("admin:xero_integration_invoicelink_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert "By drift" in page
+    drifted = admin_client.get(changelist, {"drift__exact": "1"})
+    assert [link.invoice_number for link in drifted.context["cl"].result_list] == [differs.number]
+    assert f"total: CRM 100.00, Xero {in_xero}" in drifted.content.decode()
+    alike = admin_client.get(changelist, {"drift__exact": "0"})
+    assert [link.invoice_number for link in alike.context["cl"].result_list] == [agrees.number]
+
+
+def test_drift_shows_on_the_crm_invoice_page_with_both_figures(
+    xero_sandbox, connected, owner_client_of_connected
+):
+    tenant_id, account, connection = connected
+    differs = make_invoice(account, [{"unit_price": Decimal("100")}])
+    agrees = make_invoice(account, [{"unit_price": Decimal("50")}])
+    in_xero = total_changed_in_xero(xero_sandbox, tenant_id, differs)
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    def page_of(invoice: Invoice) -> str:
+        url = reverse("crm:invoice_detail", args=[invoice.pk])
+        return owner_client_of_connected.get(url).content.decode()
+
+    page = page_of(differs)
+    assert "Xero and the CRM differ:" in page
+    assert f"total: CRM 100.00, Xero {in_xero}" in page
+    assert "Xero and the CRM differ:" not in page_of(agrees)
+
+
+def test_the_daily_drift_check_reads_only_invoices_sent_within_the_drift_window(
+    xero_sandbox, connected, settings
+):
+    tenant_id, account, connection = connected
+    recent = make_invoice(account, [{"unit_price": Decimal("100")}])
+    older = make_invoice(account, [{"unit_price": Decimal("100")}])
+    for invoice in (recent, older):
+        total_changed_in_xero(xero_sandbox, tenant_id, invoice)
+    InvoiceLink.objects.filter(pk=link_of(older).pk).update(
+        pushed_at=timezone.now() - timedelta(days=31)
+    )
+    connection = XeroConnection.objects.get(pk=connection.pk)
+
+    readback.check_recent(connection)  # the default window: 30 days
+
+    assert link_of(recent).drift
+    assert not link_of(older).drift and link_of(older).read_at is None
+    read = [r["query"] for r in xero_sandbox.requests(tenant_id) if r["method"] == "GET"]
+    assert link_of(older).xero_invoice_id not in str(read)
+
+    settings.XERO_DRIFT_DAYS = 45
+    readback.check_recent(connection)
+
+    assert link_of(older).drift
 
 
 def test_a_copy_read_before_our_payment_was_made_never_counts_it_as_removed(
