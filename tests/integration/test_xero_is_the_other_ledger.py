@@ -28,6 +28,7 @@ from tests.integration.invoicing import (
     money,
     pay,
     rerun,
+    void,
     xero_invoice,
 )
 from xero_integration import backfill, readback
@@ -440,6 +441,65 @@ def test_an_invoice_voided_in_xero_shows_on_the_crm_page_and_a_later_change_is_r
     job = job_of(invoice)
     assert job.state == SyncJob.State.FAILED and job.reason == SyncJob.Reason.CHANGED_IN_XERO
     assert "voided in Xero" in job.error
+
+
+def test_a_draft_deleted_in_xero_shows_as_deleted_on_the_crm_page_and_in_admin(
+    xero_sandbox, connected, owner_client_of_connected, admin_client
+):
+    tenant_id, account, connection = connected
+    draft = make_invoice(account, [{"unit_price": Decimal("80")}], status=Invoice.Status.DRAFT)
+    XeroUser(xero_sandbox, tenant_id).edit_invoice(link_of(draft).xero_invoice_id, Status="DELETED")
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+
+    page = owner_client_of_connected.get(reverse("crm:invoice_detail", args=[draft.pk]))
+    text = page.content.decode()
+    assert "Deleted in Xero." in text and "Voided in Xero." not in text
+    assert "changes made in the CRM no longer reach Xero" in text
+
+    links = reverse("admin:xero_integration_invoicelink_changelist")
+    listed = admin_client.get(links, {"xero_status__exact": "DELETED"})
+    assert [link.invoice_number for link in listed.context["cl"].result_list] == [draft.number]
+    assert "DELETED" in listed.content.decode()
+    log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
+    assert f"Invoice {draft.number} was deleted in Xero." in log.content.decode()
+
+
+def test_an_invoice_voided_in_xero_shows_in_admin_with_its_status(
+    xero_sandbox, connected, admin_client
+):
+    tenant_id, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    make_invoice(account, [{"unit_price": Decimal("60")}])  # still authorised
+    XeroUser(xero_sandbox, tenant_id).edit_invoice(
+        link_of(invoice).xero_invoice_id, Status="VOIDED"
+    )
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+
+    links = reverse("admin:xero_integration_invoicelink_changelist")
+    listed = admin_client.get(links, {"xero_status__exact": "VOIDED"})
+    assert [link.invoice_number for link in listed.context["cl"].result_list] == [invoice.number]
+    change = admin_client.get(
+        reverse("admin:xero_integration_invoicelink_change", args=[link_of(invoice).pk])
+    )
+    assert "VOIDED" in change.content.decode()
+    log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
+    assert f"Invoice {invoice.number} was voided in Xero." in log.content.decode()
+
+
+def test_an_invoice_voided_from_the_crm_is_not_shown_as_voided_by_someone_in_xero(
+    xero_sandbox, connected, owner_client_of_connected
+):
+    _, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    void(invoice)
+    assert_done(invoice)
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+    assert link_of(invoice).xero_status == "VOIDED"
+
+    page = owner_client_of_connected.get(reverse("crm:invoice_detail", args=[invoice.pk]))
+    text = page.content.decode()
+    assert "In Xero: <strong>Voided</strong>" in text
+    assert "Voided in Xero." not in text and "Xero and the CRM differ" not in text
 
 
 def test_a_difference_no_change_in_xero_explains_is_flagged_as_drift(xero_sandbox, connected):
