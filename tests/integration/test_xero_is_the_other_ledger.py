@@ -4,6 +4,7 @@ back to the CRM. Each test checks the sandbox's state and the CRM's afterwards."
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -31,7 +32,7 @@ from tests.integration.invoicing import (
     void,
     xero_invoice,
 )
-from xero_integration import backfill, readback
+from xero_integration import backfill, outbox, readback
 from xero_integration.models import (
     InvoiceLink,
     PaymentLink,
@@ -198,6 +199,62 @@ def test_a_job_queued_as_the_account_disconnects_waits_and_runs_after_the_reconn
     connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
     assert_done(queued)
     assert money(xero_invoice(xero_sandbox, tenant_id, queued.number)["Total"]) == 25
+
+
+def test_jobs_failed_by_the_old_disconnected_handling_run_after_the_reconnect(
+    xero_app, xero_sandbox, owner, owner_client, connect_through_sandbox, no_dispatch
+):
+    tenant_id = xero_sandbox.create_organisation(name="First Ltd")["tenant_id"]
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    with no_dispatch():
+        stranded = make_invoice(owner.account, [{"unit_price": Decimal("25")}])
+        refused = make_invoice(owner.account, [{"unit_price": Decimal("35")}])
+    disconnect(owner_client)
+    # As an earlier version left them: failed for the disconnect, or refused by Xero.
+    SyncJob.objects.filter(pk=job_of(stranded).pk).update(
+        state=SyncJob.State.FAILED, error=outbox.LEGACY_DISCONNECTED, reason=""
+    )
+    SyncJob.objects.filter(pk=job_of(refused).pk).update(
+        state=SyncJob.State.FAILED,
+        error="Account code '999' is not a valid code for this document.",
+        reason=SyncJob.Reason.REFUSED,
+    )
+
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+
+    assert_done(stranded)
+    assert money(xero_invoice(xero_sandbox, tenant_id, stranded.number)["Total"]) == 25
+    assert job_of(refused).state == SyncJob.State.FAILED  # staff's to retry
+    assert [i["InvoiceNumber"] for i in invoices_in(xero_sandbox, tenant_id)] == [stranded.number]
+
+
+def test_the_connection_in_admin_counts_the_invoices_waiting_for_a_reconnect(
+    xero_app, xero_sandbox, owner, owner_client, connect_through_sandbox, admin_client
+):
+    xero_sandbox.create_organisation(name="First Ltd")
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    assert_done(make_invoice(owner.account, [{"unit_price": Decimal("10")}]))
+    disconnect(owner_client)
+    waiting = [make_invoice(owner.account, [{"unit_price": Decimal(p)}]) for p in ("20", "30")]
+    for invoice in waiting:
+        job = job_of(invoice)
+        assert (job.state, job.reason) == (SyncJob.State.WAITING, SyncJob.Reason.RECONNECT)
+
+    connection = XeroConnection.objects.get(account_key=str(owner.account.pk))
+    listed = admin_client.get(reverse("admin:xero_integration_xeroconnection_changelist"))
+    text = listed.content.decode()
+    assert "Invoices waiting" in text
+    assert '<td class="field-waiting_jobs">2</td>' in text
+    change = admin_client.get(
+        reverse("admin:xero_integration_xeroconnection_change", args=[connection.pk])
+    )
+    assert re.search(
+        r"Invoices waiting:?</label>\s*<div class=\"readonly\">2</div>", change.content.decode()
+    )
+
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    listed = admin_client.get(reverse("admin:xero_integration_xeroconnection_changelist"))
+    assert '<td class="field-waiting_jobs">0</td>' in listed.content.decode()
 
 
 # ---- we only change what we wrote ---------------------------------------------------------------
