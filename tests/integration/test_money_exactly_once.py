@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from django.db import connection as db_connection
 from django.db import transaction
+from django.urls import reverse
 
-from crm_demo.crm.models import Invoice, InvoiceLine
+from crm_demo.crm.models import Invoice, InvoiceLine, Membership
+from tests.factories import MembershipFactory
 from tests.integration.invoicing import (
     API,
     assert_done,
@@ -31,8 +33,8 @@ from tests.integration.invoicing import (
     unpay,
     xero_invoice,
 )
-from xero_integration import connect, invoices, outbox, services, taskqueue
-from xero_integration.models import PaymentLink, SyncJob, SyncLog
+from xero_integration import connect, invoices, outbox, readback, services, taskqueue
+from xero_integration.models import InvoiceLink, PaymentLink, SyncJob, SyncLog, XeroConnection
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.ratelimit import NullLimiter
 from xero_integration.xero.wire import parse_date
@@ -385,6 +387,57 @@ def test_a_save_during_the_read_never_leaves_a_false_total_mismatch(
     link = link_of(invoice)
     assert link.xero_total == link.crm_total == Decimal("200.00")
     assert not link.total_mismatch
+
+
+@pytest.mark.parametrize(
+    ("crm_total", "xero_total"),
+    [("200.00", "100.00"), ("100.00", "100.00")],
+    ids=["crm-side-stale", "flag-stale"],
+)
+def test_a_stale_total_mismatch_clears_on_the_next_push_when_the_totals_agree(
+    xero_sandbox, connected, client_factory, crm_total, xero_total
+):
+    _, account, _ = connected
+    owner_client = client_factory(
+        MembershipFactory(account=account, role=Membership.Role.OWNER).user
+    )
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert_done(invoice)
+    # A flag left by an earlier read (one side's figure out of date), then nothing changed.
+    InvoiceLink.objects.filter(pk=link_of(invoice).pk).update(
+        crm_total=Decimal(crm_total), xero_total=Decimal(xero_total), total_mismatch=True
+    )
+    page = reverse("crm:invoice_detail", args=[invoice.pk])
+    assert "differs from the CRM" in owner_client.get(page).content.decode()
+
+    outbox.sync_now(str(account.pk), "crm.invoice", str(invoice.pk), invoice.number)
+    run_due(account)
+
+    assert_done(invoice)
+    link = link_of(invoice)
+    assert link.crm_total == Decimal("100.00") and not link.total_mismatch
+    assert "differs from the CRM" not in owner_client.get(page).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("crm_total", "xero_total"),
+    [("200.00", "100.00"), ("100.00", "200.00"), ("100.00", "100.00")],
+    ids=["crm-side-stale", "xero-side-stale", "flag-stale"],
+)
+def test_a_stale_total_mismatch_clears_on_the_next_read_back_when_the_totals_agree(
+    xero_sandbox, connected, crm_total, xero_total
+):
+    _, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert_done(invoice)
+    InvoiceLink.objects.filter(pk=link_of(invoice).pk).update(
+        crm_total=Decimal(crm_total), xero_total=Decimal(xero_total), total_mismatch=True
+    )
+
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    link = link_of(invoice)
+    assert link.xero_total == Decimal("100.00") and not link.total_mismatch
 
 
 def test_a_shared_call_shows_in_the_log_of_every_invoice_it_carried(
