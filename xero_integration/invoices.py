@@ -1279,9 +1279,11 @@ class Push:
         self._save_mismatch(link)
 
     def refresh_totals(self, link: InvoiceLink, invoice: HostInvoice) -> None:
-        """An unchanged payload still refreshes the CRM's side of the total comparison."""
+        """An unchanged payload still refreshes the CRM's side of the total comparison (and a
+        flag that no longer matches the figures)."""
         total = rules.cents(invoice.total)
-        if link.crm_total != total:
+        mismatch = link.xero_total is not None and total != link.xero_total
+        if link.crm_total != total or link.total_mismatch != mismatch:
             link.crm_total = total
             self._save_mismatch(link)
 

@@ -218,8 +218,8 @@ def _as_record(link: PaymentLink) -> plan.PaymentRecord:
 
 
 def update_drift(link: InvoiceLink, instance: Any, adapter: DefaultXeroAdapter) -> None:
-    """Compare Xero's figures with the CRM's once nothing waits to be sent; a job still to run
-    explains any difference."""
+    """Compare Xero's figures with the CRM's (the totals, and drift) once nothing waits to be
+    sent; a job still to run explains any difference."""
     job = SyncJob.objects.filter(
         account_key=link.account_key, host_model=link.host_model, host_id=link.host_id
     ).first()
@@ -231,6 +231,11 @@ def update_drift(link: InvoiceLink, instance: Any, adapter: DefaultXeroAdapter) 
         if not adapter.should_sync(instance):
             return
         invoice = adapter.to_invoice(instance)
+    # The total comparison too, from this one consistent read of the CRM's side.
+    crm_total = rules.cents(invoice.total)
+    mismatch = link.xero_total is not None and crm_total != link.xero_total
+    if (crm_total, mismatch) != (link.crm_total, link.total_mismatch):
+        InvoiceLink.objects.filter(pk=link.pk).update(crm_total=crm_total, total_mismatch=mismatch)
     detail = plan.drift(invoice, link.xero_status, link.xero_total, link.xero_amount_paid)
     if link.removed_in_xero and invoice.status.value != "void":
         detail = ""  # shown as voided or deleted in Xero, not as drift

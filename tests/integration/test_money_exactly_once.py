@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from django.db import connection as db_connection
 from django.db import transaction
+from django.urls import reverse
 
-from crm_demo.crm.models import Invoice, InvoiceLine
+from crm_demo.crm.models import Invoice, InvoiceLine, Membership
+from tests.factories import MembershipFactory
 from tests.integration.invoicing import (
     API,
     assert_done,
@@ -31,8 +33,8 @@ from tests.integration.invoicing import (
     unpay,
     xero_invoice,
 )
-from xero_integration import connect, invoices, outbox, services, taskqueue
-from xero_integration.models import PaymentLink, SyncJob, SyncLog
+from xero_integration import connect, invoices, outbox, readback, services, taskqueue
+from xero_integration.models import InvoiceLink, PaymentLink, SyncJob, SyncLog, XeroConnection
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.ratelimit import NullLimiter
 from xero_integration.xero.wire import parse_date
@@ -145,6 +147,41 @@ def test_a_fault_at_any_call_of_a_batch_leaves_no_job_done_with_work_left(
     for invoice in batch:
         assert_done(invoice)
         assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
+
+
+def test_a_short_answer_to_a_batch_makes_every_job_check_and_settles_without_duplicates(
+    xero_sandbox, connected, no_dispatch
+):
+    tenant_id, account, _ = connected
+    already = [make_invoice(account, [{"unit_price": Decimal(p)}]) for p in ("100", "80")]
+    for invoice in already:
+        assert_done(invoice)
+    with no_dispatch():
+        fresh = [make_invoice(account, [{"unit_price": Decimal(p)}]) for p in ("10", "20", "30")]
+        pay(fresh[0], "4.00")
+        pay(fresh[1], "5.00")
+        pay(already[0], "40.00")
+        pay(already[1], "30.00")
+    # Xero applies both shared calls but its answers leave out the last invoice and payment.
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "short_answer", count=1)
+    xero_sandbox.add_fault("PUT", f"{API}/Payments*", "short_answer", count=1)
+
+    invoices.run_batch(str(account.pk))
+
+    batch = already + fresh
+    for invoice in batch:
+        job = job_of(invoice)
+        assert (job.state, job.reason) == (SyncJob.State.WAITING, SyncJob.Reason.UNANSWERED)
+        assert "did not list every" in job.error
+    run_due(account)
+
+    for invoice in batch:
+        assert_done(invoice)
+        assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
+    state = xero_sandbox.organisation_state(tenant_id)
+    numbers = [i["InvoiceNumber"] for i in state["invoices"] if i["Status"] != "DELETED"]
+    assert sorted(numbers) == sorted(invoice.number for invoice in batch)
+    assert len(live_payments(xero_sandbox, tenant_id)) == 4
 
 
 # ---- unanswered payment writes are settled from Xero's side -------------------------------------
@@ -350,6 +387,57 @@ def test_a_save_during_the_read_never_leaves_a_false_total_mismatch(
     link = link_of(invoice)
     assert link.xero_total == link.crm_total == Decimal("200.00")
     assert not link.total_mismatch
+
+
+@pytest.mark.parametrize(
+    ("crm_total", "xero_total"),
+    [("200.00", "100.00"), ("100.00", "100.00")],
+    ids=["crm-side-stale", "flag-stale"],
+)
+def test_a_stale_total_mismatch_clears_on_the_next_push_when_the_totals_agree(
+    xero_sandbox, connected, client_factory, crm_total, xero_total
+):
+    _, account, _ = connected
+    owner_client = client_factory(
+        MembershipFactory(account=account, role=Membership.Role.OWNER).user
+    )
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert_done(invoice)
+    # A flag left by an earlier read (one side's figure out of date), then nothing changed.
+    InvoiceLink.objects.filter(pk=link_of(invoice).pk).update(
+        crm_total=Decimal(crm_total), xero_total=Decimal(xero_total), total_mismatch=True
+    )
+    page = reverse("crm:invoice_detail", args=[invoice.pk])
+    assert "differs from the CRM" in owner_client.get(page).content.decode()
+
+    outbox.sync_now(str(account.pk), "crm.invoice", str(invoice.pk), invoice.number)
+    run_due(account)
+
+    assert_done(invoice)
+    link = link_of(invoice)
+    assert link.crm_total == Decimal("100.00") and not link.total_mismatch
+    assert "differs from the CRM" not in owner_client.get(page).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("crm_total", "xero_total"),
+    [("200.00", "100.00"), ("100.00", "200.00"), ("100.00", "100.00")],
+    ids=["crm-side-stale", "xero-side-stale", "flag-stale"],
+)
+def test_a_stale_total_mismatch_clears_on_the_next_read_back_when_the_totals_agree(
+    xero_sandbox, connected, crm_total, xero_total
+):
+    _, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert_done(invoice)
+    InvoiceLink.objects.filter(pk=link_of(invoice).pk).update(
+        crm_total=Decimal(crm_total), xero_total=Decimal(xero_total), total_mismatch=True
+    )
+
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    link = link_of(invoice)
+    assert link.xero_total == Decimal("100.00") and not link.total_mismatch
 
 
 def test_a_shared_call_shows_in_the_log_of_every_invoice_it_carried(

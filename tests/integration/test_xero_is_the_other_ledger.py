@@ -4,7 +4,9 @@ back to the CRM. Each test checks the sandbox's state and the CRM's afterwards."
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,9 +29,10 @@ from tests.integration.invoicing import (
     money,
     pay,
     rerun,
+    void,
     xero_invoice,
 )
-from xero_integration import backfill, readback
+from xero_integration import backfill, outbox, readback
 from xero_integration.models import (
     InvoiceLink,
     PaymentLink,
@@ -196,6 +199,62 @@ def test_a_job_queued_as_the_account_disconnects_waits_and_runs_after_the_reconn
     connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
     assert_done(queued)
     assert money(xero_invoice(xero_sandbox, tenant_id, queued.number)["Total"]) == 25
+
+
+def test_jobs_failed_by_the_old_disconnected_handling_run_after_the_reconnect(
+    xero_app, xero_sandbox, owner, owner_client, connect_through_sandbox, no_dispatch
+):
+    tenant_id = xero_sandbox.create_organisation(name="First Ltd")["tenant_id"]
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    with no_dispatch():
+        stranded = make_invoice(owner.account, [{"unit_price": Decimal("25")}])
+        refused = make_invoice(owner.account, [{"unit_price": Decimal("35")}])
+    disconnect(owner_client)
+    # As an earlier version left them: failed for the disconnect, or refused by Xero.
+    SyncJob.objects.filter(pk=job_of(stranded).pk).update(
+        state=SyncJob.State.FAILED, error=outbox.LEGACY_DISCONNECTED, reason=""
+    )
+    SyncJob.objects.filter(pk=job_of(refused).pk).update(
+        state=SyncJob.State.FAILED,
+        error="Account code '999' is not a valid code for this document.",
+        reason=SyncJob.Reason.REFUSED,
+    )
+
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+
+    assert_done(stranded)
+    assert money(xero_invoice(xero_sandbox, tenant_id, stranded.number)["Total"]) == 25
+    assert job_of(refused).state == SyncJob.State.FAILED  # staff's to retry
+    assert [i["InvoiceNumber"] for i in invoices_in(xero_sandbox, tenant_id)] == [stranded.number]
+
+
+def test_the_connection_in_admin_counts_the_invoices_waiting_for_a_reconnect(
+    xero_app, xero_sandbox, owner, owner_client, connect_through_sandbox, admin_client
+):
+    xero_sandbox.create_organisation(name="First Ltd")
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    assert_done(make_invoice(owner.account, [{"unit_price": Decimal("10")}]))
+    disconnect(owner_client)
+    waiting = [make_invoice(owner.account, [{"unit_price": Decimal(p)}]) for p in ("20", "30")]
+    for invoice in waiting:
+        job = job_of(invoice)
+        assert (job.state, job.reason) == (SyncJob.State.WAITING, SyncJob.Reason.RECONNECT)
+
+    connection = XeroConnection.objects.get(account_key=str(owner.account.pk))
+    listed = admin_client.get(reverse("admin:xero_integration_xeroconnection_changelist"))
+    text = listed.content.decode()
+    assert "Invoices waiting" in text
+    assert '<td class="field-waiting_jobs">2</td>' in text
+    change = admin_client.get(
+        reverse("admin:xero_integration_xeroconnection_change", args=[connection.pk])
+    )
+    assert re.search(
+        r"Invoices waiting:?</label>\s*<div class=\"readonly\">2</div>", change.content.decode()
+    )
+
+    connect_to(owner_client, connect_through_sandbox, xero_sandbox, "First Ltd")
+    listed = admin_client.get(reverse("admin:xero_integration_xeroconnection_changelist"))
+    assert '<td class="field-waiting_jobs">0</td>' in listed.content.decode()
 
 
 # ---- we only change what we wrote ---------------------------------------------------------------
@@ -441,6 +500,65 @@ def test_an_invoice_voided_in_xero_shows_on_the_crm_page_and_a_later_change_is_r
     assert "voided in Xero" in job.error
 
 
+def test_a_draft_deleted_in_xero_shows_as_deleted_on_the_crm_page_and_in_admin(
+    xero_sandbox, connected, owner_client_of_connected, admin_client
+):
+    tenant_id, account, connection = connected
+    draft = make_invoice(account, [{"unit_price": Decimal("80")}], status=Invoice.Status.DRAFT)
+    XeroUser(xero_sandbox, tenant_id).edit_invoice(link_of(draft).xero_invoice_id, Status="DELETED")
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+
+    page = owner_client_of_connected.get(reverse("crm:invoice_detail", args=[draft.pk]))
+    text = page.content.decode()
+    assert "Deleted in Xero." in text and "Voided in Xero." not in text
+    assert "changes made in the CRM no longer reach Xero" in text
+
+    links = reverse("admin:xero_integration_invoicelink_changelist")
+    listed = admin_client.get(links, {"xero_status__exact": "DELETED"})
+    assert [link.invoice_number for link in listed.context["cl"].result_list] == [draft.number]
+    assert "DELETED" in listed.content.decode()
+    log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
+    assert f"Invoice {draft.number} was deleted in Xero." in log.content.decode()
+
+
+def test_an_invoice_voided_in_xero_shows_in_admin_with_its_status(
+    xero_sandbox, connected, admin_client
+):
+    tenant_id, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    make_invoice(account, [{"unit_price": Decimal("60")}])  # still authorised
+    XeroUser(xero_sandbox, tenant_id).edit_invoice(
+        link_of(invoice).xero_invoice_id, Status="VOIDED"
+    )
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+
+    links = reverse("admin:xero_integration_invoicelink_changelist")
+    listed = admin_client.get(links, {"xero_status__exact": "VOIDED"})
+    assert [link.invoice_number for link in listed.context["cl"].result_list] == [invoice.number]
+    change = admin_client.get(
+        reverse("admin:xero_integration_invoicelink_change", args=[link_of(invoice).pk])
+    )
+    assert "VOIDED" in change.content.decode()
+    log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
+    assert f"Invoice {invoice.number} was voided in Xero." in log.content.decode()
+
+
+def test_an_invoice_voided_from_the_crm_is_not_shown_as_voided_by_someone_in_xero(
+    xero_sandbox, connected, owner_client_of_connected
+):
+    _, account, connection = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    void(invoice)
+    assert_done(invoice)
+    readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
+    assert link_of(invoice).xero_status == "VOIDED"
+
+    page = owner_client_of_connected.get(reverse("crm:invoice_detail", args=[invoice.pk]))
+    text = page.content.decode()
+    assert "In Xero: <strong>Voided</strong>" in text
+    assert "Voided in Xero." not in text and "Xero and the CRM differ" not in text
+
+
 def test_a_difference_no_change_in_xero_explains_is_flagged_as_drift(xero_sandbox, connected):
     tenant_id, account, connection = connected
     invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
@@ -466,6 +584,84 @@ def test_a_difference_no_change_in_xero_explains_is_flagged_as_drift(xero_sandbo
     assert InvoiceLink.objects.filter(drift=True).count() == 1
     # Shown to staff, not pushed over what someone did in Xero.
     assert money(xero_invoice(xero_sandbox, tenant_id, invoice.number)["Total"]) == in_xero
+
+
+def total_changed_in_xero(sandbox: Any, tenant_id: str, invoice: Invoice) -> Decimal:
+    """Someone edits the invoice's lines in Xero; its total there, no longer the CRM's."""
+    XeroUser(sandbox, tenant_id).edit_invoice(
+        link_of(invoice).xero_invoice_id,
+        LineItems=[
+            {
+                "Description": "Changed in Xero",
+                "Quantity": 1,
+                "UnitAmount": 120,
+                "AccountCode": "200",
+            }
+        ],
+    )
+    return money(xero_invoice(sandbox, tenant_id, invoice.number)["Total"])
+
+
+def test_drift_has_its_own_admin_filter_showing_both_figures(xero_sandbox, connected, admin_client):
+    tenant_id, account, connection = connected
+    differs = make_invoice(account, [{"unit_price": Decimal("100")}])
+    agrees = make_invoice(account, [{"unit_price": Decimal("50")}])
+    in_xero = total_changed_in_xero(xero_sandbox, tenant_id, differs)
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    changelist = reverse("admin:xero_integration_invoicelink_changelist")
+    page = admin_client.get(changelist).content.decode()
+    assert "By drift" in page
+    drifted = admin_client.get(changelist, {"drift__exact": "1"})
+    assert [link.invoice_number for link in drifted.context["cl"].result_list] == [differs.number]
+    assert f"total: CRM 100.00, Xero {in_xero}" in drifted.content.decode()
+    alike = admin_client.get(changelist, {"drift__exact": "0"})
+    assert [link.invoice_number for link in alike.context["cl"].result_list] == [agrees.number]
+
+
+def test_drift_shows_on_the_crm_invoice_page_with_both_figures(
+    xero_sandbox, connected, owner_client_of_connected
+):
+    tenant_id, account, connection = connected
+    differs = make_invoice(account, [{"unit_price": Decimal("100")}])
+    agrees = make_invoice(account, [{"unit_price": Decimal("50")}])
+    in_xero = total_changed_in_xero(xero_sandbox, tenant_id, differs)
+    readback.check_recent(XeroConnection.objects.get(pk=connection.pk))
+
+    def page_of(invoice: Invoice) -> str:
+        url = reverse("crm:invoice_detail", args=[invoice.pk])
+        return owner_client_of_connected.get(url).content.decode()
+
+    page = page_of(differs)
+    assert "Xero and the CRM differ:" in page
+    assert f"total: CRM 100.00, Xero {in_xero}" in page
+    assert "Xero and the CRM differ:" not in page_of(agrees)
+
+
+def test_the_daily_drift_check_reads_only_invoices_sent_within_the_drift_window(
+    xero_sandbox, connected, settings
+):
+    tenant_id, account, connection = connected
+    recent = make_invoice(account, [{"unit_price": Decimal("100")}])
+    older = make_invoice(account, [{"unit_price": Decimal("100")}])
+    for invoice in (recent, older):
+        total_changed_in_xero(xero_sandbox, tenant_id, invoice)
+    InvoiceLink.objects.filter(pk=link_of(older).pk).update(
+        pushed_at=timezone.now() - timedelta(days=31)
+    )
+    connection = XeroConnection.objects.get(pk=connection.pk)
+
+    readback.check_recent(connection)  # the default window: 30 days
+
+    assert link_of(recent).drift
+    assert not link_of(older).drift and link_of(older).read_at is None
+    read = [r["query"] for r in xero_sandbox.requests(tenant_id) if r["method"] == "GET"]
+    assert link_of(older).xero_invoice_id not in str(read)
+
+    settings.XERO_DRIFT_DAYS = 45
+    readback.check_recent(connection)
+
+    assert link_of(older).drift
 
 
 def test_a_copy_read_before_our_payment_was_made_never_counts_it_as_removed(

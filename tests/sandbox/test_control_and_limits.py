@@ -411,6 +411,19 @@ def test_lost_response_applies_the_write_and_drops_the_connection(xs, org, token
     assert again.status_code == 200, again.text
 
 
+def test_short_answer_applies_the_write_and_leaves_the_last_element_out(xs, org, token):
+    add_fault(xs, method="PUT", path="/api.xro/2.0/Contacts*", kind="short_answer", count=1)
+    names = ["First Ltd", "Second Ltd", "Third Ltd"]
+    response = call(
+        xs, token, org, "/Contacts", "PUT", json={"Contacts": [{"Name": n} for n in names]}
+    )
+    assert response.status_code == 200, response.text
+    assert [c["Name"] for c in response.json()["Contacts"]] == names[:2]
+    assert sorted(c["Name"] for c in state_of(xs, org)["contacts"]) == sorted(names)
+    again = call(xs, token, org, "/Contacts", "PUT", json={"Contacts": [{"Name": "Kept Ltd"}]})
+    assert [c["Name"] for c in again.json()["Contacts"]] == ["Kept Ltd"]
+
+
 def test_delete_faults_clears_them(xs, org, token):
     add_fault(xs, method="*", path="/api.xro/2.0/*", kind="500")
     assert call(xs, token, org).status_code == 500

@@ -21,7 +21,7 @@ from .xero_user import Refused, XeroUser
 if TYPE_CHECKING:
     from .core import Sandbox
 
-FAULT_KINDS = {"500", "503", "429", "timeout", "lost_response"}
+FAULT_KINDS = {"500", "503", "429", "timeout", "lost_response", "short_answer"}
 
 
 def bad_request(message: str) -> ApiError:

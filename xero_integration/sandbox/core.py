@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -299,6 +300,9 @@ class Sandbox:
                 # A lost response: the write happens, the answer never arrives.
                 self._idempotent(request, family.client_id, organisation)
                 response = fault
+            elif fault.short_answer:
+                # A short answer: the write happens, the answer leaves out its last element.
+                response = _shortened(self._idempotent(request, family.client_id, organisation))
             else:
                 response = fault
         finally:
@@ -521,6 +525,8 @@ class Sandbox:
             return Response(drop_connection=True, hold_seconds=chosen.hold_seconds)
         if chosen.kind == "lost_response":
             return Response(drop_connection=True)
+        if chosen.kind == "short_answer":
+            return Response(short_answer=True)
         return None
 
     # ---- log ---------------------------------------------------------------------------
@@ -533,3 +539,23 @@ class Sandbox:
             for row in rows
             if not tenant_id or (row["tenant_id"] or "").lower() == tenant_id.lower()
         ]
+
+
+def _shortened(response: Response) -> Response:
+    """The answer without the last element of its collection (``Invoices``, ``Payments``, ...);
+    an answer that lists nothing is left as it is."""
+    if response.status != 200 or "json" not in response.content_type:
+        return response
+    try:
+        body = json.loads(response.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return response
+    if not isinstance(body, dict):
+        return response
+    for key, value in body.items():
+        if isinstance(value, list) and value:
+            body[key] = value[:-1]
+            break
+    else:
+        return response
+    return Response.json(body, response.status, response.headers)

@@ -73,6 +73,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     drop_connection: bool = False
     hold_seconds: float = 0.0
+    # A fault's marker: apply the request, then answer without the collection's last element.
+    short_answer: bool = False
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: dict | None = None) -> Response:
