@@ -714,16 +714,15 @@ def test_an_unchanged_save_makes_no_invoice_call(xero_sandbox, connected):
 
 @contextlib.contextmanager
 def app_switched_off() -> Iterator[None]:
-    """Invoice saves as they are without the integration (its receivers disconnected)."""
-    from django.db.models.signals import post_save
+    """Host saves as they are without the integration: its receivers record nothing."""
+    from xero_integration import outbox
 
-    from xero_integration import receivers
-
-    post_save.disconnect(sender=Invoice, dispatch_uid=f"xero-inv-{Invoice}")
+    recording = outbox.record_host_change
+    outbox.record_host_change = lambda *args, **kwargs: False
     try:
         yield
     finally:
-        receivers.connect_host_models()
+        outbox.record_host_change = recording
 
 
 def _connected_account() -> Any:
