@@ -442,6 +442,7 @@ ARCHIVED_CONTACT = "has been archived"
 NAME_TAKEN = "is already assigned to another contact"
 #: How many of our contact numbers one lookup asks about (one ``where`` of ORs; short URLs).
 NUMBERS_PER_CALL = 25
+CREATES_PER_CALL = 50
 #: A ``searchTerm`` answer is read this many contacts to a page, at most ``SEARCH_PAGES`` pages
 #: (a very short name can be part of thousands of others).
 SEARCH_PAGE_SIZE = 200
@@ -720,8 +721,15 @@ def _search(client: XeroClient, term: str) -> list[dict]:
 
 
 def _create(connection: XeroConnection, client: XeroClient, items: list[_Settling]) -> None:
-    """Create the contacts decided on, in one call; each item gets its contact or Xero's
-    refusal."""
+    """Create the contacts decided on, up to 50 a call (as Xero asks of batches); each item
+    gets its contact or Xero's refusal."""
+    for start in range(0, len(items), CREATES_PER_CALL):
+        _create_together(connection, client, items[start : start + CREATES_PER_CALL])
+
+
+def _create_together(
+    connection: XeroConnection, client: XeroClient, items: list[_Settling]
+) -> None:
     if not items:
         return
     prefix = app_settings.CONTACT_NUMBER_PREFIX

@@ -43,10 +43,11 @@ from xero_integration import (
 )
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.calllog import Call, CallRecorder
-from xero_integration.data import HostInvoice, HostPayment
+from xero_integration.data import HostContact, HostInvoice, HostPayment
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import (
     ConnectionStatus,
+    ContactLink,
     InvoiceLink,
     PaymentLink,
     SyncJob,
@@ -72,6 +73,8 @@ logger = logging.getLogger(__name__)
 STALE_RETRIES = 2
 #: Xero recommends about 50 elements per batch call.
 BATCH_SIZE = 50
+#: In a backlog, a batch settles the contacts of this many invoices after it too.
+CONTACTS_AHEAD = 200
 BACKOFF_CAP = 3600.0
 #: Work put back for less than this is queued again by a timer in the worker; longer waits
 #: are the sweeper's (it runs every minute).
@@ -603,13 +606,43 @@ def _adapter_outcome(exc: AdapterFailed, job: SyncJob) -> JobFailed | JobWaits:
     return JobWaits(str(exc), backoff(job.attempts), Reason.ADAPTER)
 
 
+def _contacts_ahead(run: Run, jobs: list[SyncJob], hosts: dict[str, HostContact]) -> None:
+    """In a backlog (a full batch), add the contacts of the next due invoices to the batch's
+    own, when some of the batch's are new to Xero: the contacts a whole drain needs are then
+    looked up and created in a few shared calls instead of a few in every batch."""
+    if len(jobs) < BATCH_SIZE or run.connection is None:
+        return
+    linked = (
+        ContactLink.objects.of(run.connection)
+        .filter(host_id__in=list(hosts))
+        .exclude(xero_contact_id=None)
+        .count()
+    )
+    if linked >= len(hosts):
+        return
+    ahead = (
+        SyncJob.objects.filter(account_key=run.account_key, deleted=False)
+        .due(timezone.now(), connected=True)
+        .exclude(pk__in=[job.pk for job in jobs])
+        .order_by("created_at", "pk")[:CONTACTS_AHEAD]
+    )
+    for job in ahead:
+        try:
+            _instance, data = read_invoice(run.adapter, job)
+        except Exception:  # its own run reports it
+            continue
+        if data is not None and rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
+            hosts.setdefault(data.contact.host_id, data.contact)
+
+
 def _prepare(
     run: Run, jobs: list[SyncJob]
 ) -> tuple[dict[int, tuple[Any, HostInvoice]], dict[str, str]]:
-    """Read the batch's invoices once, and settle their contacts in a few shared calls. An
-    invoice that cannot be read here is left to its own run, which reports the problem."""
+    """Read the batch's invoices once, and settle their contacts in a few shared calls (with
+    those of the invoices next in a backlog). An invoice that cannot be read here is left to
+    its own run, which reports the problem."""
     preloaded: dict[int, tuple[Any, HostInvoice]] = {}
-    hosts = {}
+    hosts: dict[str, HostContact] = {}
     for job in jobs:
         if job.deleted:
             continue
@@ -623,6 +656,7 @@ def _prepare(
         preloaded[job.pk] = (instance, data)
         if rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             hosts.setdefault(data.contact.host_id, data.contact)
+    _contacts_ahead(run, jobs, hosts)
     contact_ids: dict[str, str] = {}
     if len(hosts) > 1 and run.connection is not None:
         try:

@@ -168,3 +168,36 @@ def test_a_backfill_stops_for_the_day_and_continues_after_the_reset(
     assert xero_sandbox.sandbox.limit_refusals == [] or all(
         problem == "day" for _, _, problem in xero_sandbox.sandbox.limit_refusals
     )
+
+
+def test_a_backlogs_new_contacts_are_created_together_not_batch_by_batch(xero_sandbox, xero_app):
+    """150 invoices, a customer new to Xero every five, saved while no worker ran: the first
+    batch settles the contacts of the invoices after it too, so the drain creates all 30 in
+    one call rather than ten in each of three batches."""
+    from xero_integration import invoices as sync_runs
+
+    account = AccountFactory()
+    made = history(account, 150, contacts=1)
+    people = [ContactFactory(account=account) for _ in range(30)]
+    for n, invoice in enumerate(made):
+        Invoice.objects.filter(pk=invoice.pk).update(contact=people[n // 5])
+    org = xero_sandbox.create_organisation(name="Backlog Ltd")
+    connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(account.pk))
+    state = xero_sandbox.organisation_state(org["tenant_id"])
+    connection.payment_account_id = next(
+        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
+    )
+    connection.revenue_account_code = "200"
+    connection.base_currency, connection.country_code = "NZD", "NZ"
+    connection.save()
+    for invoice in made:
+        SyncJob.objects.record_change(str(account.pk), "crm.invoice", str(invoice.pk), "", False)
+    while sync_runs.run_batch(str(account.pk), queue_rest=False):
+        pass
+    calls = api_calls(xero_sandbox, org["tenant_id"])
+    contact_puts = [c for c in calls if c["method"] == "PUT" and c["path"].endswith("/Contacts")]
+    assert len(contact_puts) == 1
+    state = xero_sandbox.organisation_state(org["tenant_id"])
+    assert len(state["contacts"]) >= 30
+    assert sorted(i["InvoiceNumber"] for i in state["invoices"]) == sorted(i.number for i in made)
+    assert set(SyncJob.objects.values_list("state", flat=True)) == {SyncJob.State.DONE}
