@@ -432,9 +432,16 @@ def main() -> None:
             f"{db.vendor}",
             why="; ".join(
                 f"{n}: {s} queries with 50 rows, {b} with {args.rows:,}"
+                + "".join(
+                    f", one statement {times}× ({sql.split(' FROM ', 1)[1][:40]}…)"
+                    for times, sql in big[n]["repeated"]
+                    if times > 2 and " FROM " in sql
+                )
                 for n, (s, b) in lists.items()
                 if b > 10 or s != b
-            ),
+            )
+            + f": one query per CRM account on the page ({ACCOUNTS} accounts here) for its name "
+            "or its connection",
         ),
         "admin_log": targets.Row(
             f"{log['bytes'] / 1024:.0f} KB, {log['seconds']:.3f} s ({log['queries']} queries)",
