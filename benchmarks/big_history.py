@@ -164,7 +164,7 @@ def admin_pages(client, loads: int = 7) -> dict:
             "bytes": len(response.content),
             "seconds": statistics.median(times),
             "action_choices": response.content.count(b"?kind="),
-            "repeated": [(times, sql[:90]) for sql, times in repeated if times > 1],
+            "repeated": [(times, sql[:90], table(sql)) for sql, times in repeated if times > 1],
         }
     return figures
 
@@ -283,6 +283,12 @@ def shape(sql: str) -> str:
     return re.sub(r"\(\?(?:, \?)+\)", "(?…)", sql)
 
 
+def table(sql: str) -> str:
+    """The table a SELECT reads first."""
+    found = re.search(r' FROM "?(\w+)"?', sql)
+    return found.group(1) if found else "?"
+
+
 def explain(statements: list[str]) -> list[dict]:
     from django.db import connection as db
 
@@ -305,7 +311,8 @@ def explain(statements: list[str]) -> list[dict]:
         scans = []
         for line in plan:
             found = re.search(
-                r"(Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan) on (\w+)", line
+                r"(Seq Scan|Index Only Scan|Index Scan|Bitmap Heap Scan)(?: using \w+)? on (\w+)",
+                line,
             )
             if found:
                 scans.append((found.group(1), found.group(2)))
@@ -327,7 +334,7 @@ def plans_markdown(plans: list[dict]) -> str:
     rows = []
     for p in plans:
         scans = ", ".join(f"{kind} on {table}" for kind, table in p["scans"]) or "no table scan"
-        sql = p["sql"].replace("|", "\\|")
+        sql = " ".join(p["sql"].split()).replace("|", "\\|")
         if len(sql) > 160:
             sql = sql[:157] + "…"
         verdict = "**seq scan of a big table**" if p["big_seq"] else "ok"
@@ -384,7 +391,7 @@ def main() -> None:
         )
     results["sync log: entries in its action filter"] = big["sync log"]["action_choices"]
     for name in LISTS:
-        for times, sql in big[name]["repeated"]:
+        for times, sql, _table in big[name]["repeated"]:
             results[f"{name}: a statement repeated {times} times"] = f"`{sql}…`"
     plans_md = ""
     met_plans = None
@@ -433,9 +440,9 @@ def main() -> None:
             why="; ".join(
                 f"{n}: {s} queries with 50 rows, {b} with {args.rows:,}"
                 + "".join(
-                    f", one statement {times}× ({sql.split(' FROM ', 1)[1][:40]}…)"
-                    for times, sql in big[n]["repeated"]
-                    if times > 2 and " FROM " in sql
+                    f", the same query of {name} {times}×"
+                    for times, _sql, name in big[n]["repeated"]
+                    if times > 2
                 )
                 for n, (s, b) in lists.items()
                 if b > 10 or s != b

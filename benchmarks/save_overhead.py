@@ -233,8 +233,9 @@ def main() -> None:
         statement = f["outbox_only_ms"] - f["without_ms"]
         enqueue = f["with_ms"] - f["outbox_only_ms"]
         return (
-            f"+{extra:.0f} outbox statement(s) (+{statement:.2f} ms) and "
-            f"{f['redis_commands']:.0f} Redis round trip(s) per committed save (+{enqueue:.2f} ms) "
+            f"+{extra:.0f} outbox {'statement' if round(extra) == 1 else 'statements'} "
+            f"(+{statement:.2f} ms) and {f['redis_commands']:.0f} Redis round trip per committed "
+            f"save (+{enqueue:.2f} ms) "
             f"on a save of {f['without_ms']:.2f} ms"
         )
 
