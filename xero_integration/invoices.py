@@ -85,9 +85,11 @@ CURRENCY_HELP = (
     "Xero (Settings → Currencies); the invoice is sent again when you retry."
 )
 Reason = SyncJob.Reason
-#: Waits that end by themselves (Xero back, its budget back, a reconnect):
-#: their repeats are not logged again.
-PASSING_REASONS = frozenset({Reason.UNAVAILABLE, Reason.RATE_LIMIT, Reason.RECONNECT})
+#: Waits that end by themselves (Xero back, its budget back, an answer found, a reconnect):
+#: while a job goes from one to another, its log gains no rows.
+PASSING_REASONS = frozenset(
+    {Reason.UNAVAILABLE, Reason.RATE_LIMIT, Reason.UNANSWERED, Reason.RECONNECT}
+)
 #: The clock runs measure their time by (tests replace it).
 clock: Callable[[], float] = time.monotonic
 
@@ -345,11 +347,9 @@ class Run:
 
     def _write_call(self, call: Call, jobs: list[SyncJob]) -> None:
         """One entry per invoice the call served, so that each invoice's log shows it; a
-        shared call's bodies are kept once, on its first entry. A failed attempt of jobs that
-        already wait for Xero to come back is not written again: the log says when they
-        started waiting and when they recovered, not each attempt between."""
-        if _failed_for_a_while(call) and all(job.reason in PASSING_REASONS for job in jobs):
-            return
+        shared call's bodies are kept once, on its first entry. A call Xero did not answer
+        (or answered 429 or 5xx) is one entry, naming every invoice it served: the invoices'
+        own entries say they wait, so an outage does not write a row per invoice and call."""
         numbers = ", ".join(j.number or j.host_id for j in jobs[:10])
         more = f" and {len(jobs) - 10} more" if len(jobs) > 10 else ""
         label = "Invoice" if len(jobs) == 1 else "Invoices"
@@ -379,7 +379,7 @@ class Run:
                 response_body=call.response_body,
             )
             first.save()
-            if len(jobs) > 1:
+            if len(jobs) > 1 and not _failed_for_a_while(call):
                 shared = {**details, "same_call_as": first.pk}
                 SyncLog.objects.bulk_create([entry(job, details=shared) for job in jobs[1:]])
         except Exception:  # the call happened; a log row that cannot be written is not fatal
@@ -499,7 +499,7 @@ class Run:
             outcome_name, message = SyncLog.Outcome.FAILED, str(outcome)
             details["reason"] = outcome.reason
         elif isinstance(outcome, JobWaits):
-            still_waiting = job.reason == outcome.reason and job.reason in PASSING_REASONS
+            still_waiting = job.reason in PASSING_REASONS and outcome.reason in PASSING_REASONS
             _wait(job, outcome)
             if still_waiting:
                 return None  # its log already says what it waits for
