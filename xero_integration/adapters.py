@@ -106,6 +106,11 @@ class DefaultXeroAdapter:
         log. Default: the account key itself."""
         return account_key
 
+    def account_labels(self, account_keys: list[str]) -> dict[str, str]:
+        """The names of several CRM accounts at once, for an admin list page (one query for
+        the page rather than one per account). Default: ``account_label`` of each."""
+        return {key: self.account_label(key) for key in account_keys}
+
     # Reading invoices -----------------------------------------------------------------------
 
     def invoice_number(self, invoice: Model) -> str:

@@ -57,7 +57,27 @@ def account_label(account_key: str) -> str:
 
 
 class AccountLabelsMixin:
-    """List pages ask the adapter for each account's name once, whatever the rows."""
+    """List pages ask the adapter for the names of the page's accounts, and read their
+    connections, in one go whatever the rows."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        if getattr(_labels, "cache", None) is not None:
+            keys = sorted(
+                {
+                    str(key)
+                    for key in (getattr(row, "account_key", None) for row in changelist.result_list)
+                    if key
+                }
+                - set(_labels.cache)
+            )
+            if keys:
+                _labels.cache.update(get_adapter(request).account_labels(keys))
+                found = {
+                    c.account_key: c for c in XeroConnection.objects.filter(account_key__in=keys)
+                }
+                _labels.connections.update({key: found.get(key) for key in keys})
+        return changelist
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         _labels.cache, _labels.connections = {}, {}

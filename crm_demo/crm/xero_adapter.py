@@ -70,6 +70,14 @@ class CrmXeroAdapter(DefaultXeroAdapter):
         account = Account.objects.filter(pk=account_key).first()
         return account.name if account else account_key
 
+    def account_labels(self, account_keys: list[str]) -> dict[str, str]:
+        ids = [key for key in account_keys if key.isdigit()]
+        names = {
+            str(pk): name
+            for pk, name in Account.objects.filter(pk__in=ids).values_list("pk", "name")
+        }
+        return {key: names.get(key, key) for key in account_keys}
+
     def to_invoice(self, invoice: Model) -> HostInvoice:
         assert isinstance(invoice, Invoice)
         lines = []

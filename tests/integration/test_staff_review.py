@@ -24,7 +24,14 @@ from tests.factories import InvoiceFactory, InvoiceLineFactory, PaymentFactory, 
 from tests.integration.conftest import WEB_CLIENT_SECRET, make_connection
 from tests.integration.invoicing import XeroUser
 from xero_integration import services
-from xero_integration.models import InvoiceLink, SyncJob, SyncLog, TaxRateMapping, XeroConnection
+from xero_integration.models import (
+    ConnectionStatus,
+    InvoiceLink,
+    SyncJob,
+    SyncLog,
+    TaxRateMapping,
+    XeroConnection,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -802,3 +809,40 @@ def test_the_sync_log_filters_actions_by_kind_not_by_url(admin_client, connected
     assert len(calls) == 100 and all("/Invoices/" in row.action for row in calls)
     (event,) = listed(admin_client.get(admin_url("synclog"), {"kind": "event:invoice_sync"}))
     assert event.action == "invoice_sync"
+
+
+def test_list_pages_make_as_many_queries_for_many_accounts_as_for_a_few(admin_client, connected):
+    from tests.factories import AccountFactory
+    from xero_integration.models import ContactLink
+
+    _, _, connection = connected
+
+    def rows_for_new_accounts(count: int, start: int) -> None:
+        for n in range(start, start + count):
+            key = str(AccountFactory().pk)
+            XeroConnection.objects.create(
+                account_key=key, status=ConnectionStatus.CONNECTED, tenant_id=f"t-{n}"
+            )
+            SyncJob.objects.create(account_key=key, host_model="crm.invoice", host_id=str(n))
+            InvoiceLink.objects.create(
+                account_key=key,
+                tenant_id=f"t-{n}",
+                host_model="crm.invoice",
+                host_id=str(n),
+                xero_invoice_id=f"id-{n}",
+            )
+            ContactLink.objects.create(
+                account_key=key,
+                tenant_id=f"t-{n}",
+                host_model="crm.contact",
+                host_id=str(n),
+                xero_contact_id=f"c-{n}",
+            )
+
+    models = ("syncjob", "invoicelink", "contactlink", "xeroconnection")
+    rows_for_new_accounts(2, 0)
+    few = {m: changelist_queries(admin_client, m) for m in models}
+    rows_for_new_accounts(30, 2)
+    many = {m: changelist_queries(admin_client, m) for m in models}
+    assert many == few
+    assert max(many.values()) <= 10, many
