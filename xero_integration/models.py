@@ -6,6 +6,7 @@ CRM accounts by ``account_key``, so these tables never depend on the host's migr
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -427,8 +428,17 @@ ON CONFLICT (account_key, host_model, host_id) DO UPDATE SET
     number = excluded.number,
     deleted = excluded.deleted,
     state = CASE WHEN {job}.state IN (%s, %s) THEN {job}.state ELSE %s END,
-    updated_at = excluded.updated_at
+    updated_at = CASE WHEN {job}.state = %s THEN {job}.updated_at ELSE excluded.updated_at END
+RETURNING updated_at
 """
+
+
+class Recorded(enum.IntEnum):
+    """What recording a host change did (true when a job holds it)."""
+
+    NOTHING = 0  #: the account never connected
+    QUEUED_ALREADY = 1  #: the job was pending: the run queued for it takes this change too
+    NEW_WORK = 2  #: a new job, or one that was done, failed, running or waiting
 
 
 def _new_job_row(values: dict[str, Any]) -> tuple[list[str], list[Any]]:
@@ -567,11 +577,12 @@ class SyncJobQuerySet(models.QuerySet):
 
     def record_change(
         self, account_key: str, host_model: str, host_id: str, number: str, deleted: bool
-    ) -> bool:
+    ) -> Recorded:
         """A host invoice changed: add its job, or count the change on it (one statement, in
         the host's transaction). Nothing is recorded for an account that never connected.
-        True when recorded. A running or waiting job keeps its state (the running worker
-        pushes again; a wait is Xero's); any other becomes pending."""
+        A running or waiting job keeps its state (the running worker pushes again; a wait is
+        Xero's); any other becomes pending. A pending job keeps the time it became pending
+        (the sweeper's grace counts from then) and says so: a run is queued for it already."""
         from django.db import connection as db_connection
 
         now = timezone.now()
@@ -602,9 +613,19 @@ class SyncJobQuerySet(models.QuerySet):
                     SyncJob.State.RUNNING,
                     SyncJob.State.WAITING,
                     SyncJob.State.PENDING,
+                    SyncJob.State.PENDING,
                 ],
             )
-            return cursor.rowcount > 0
+            row = cursor.fetchone()
+        if row is None:
+            return Recorded.NOTHING
+        # The row keeps the time this statement sent unless the job was pending already (the
+        # database hands back what it stored: the same value, as sent).
+        sent = params[columns.index(db_connection.ops.quote_name("updated_at"))]
+        stored = row[0]
+        if isinstance(sent, str):  # SQLite keeps the text sent, and may hand back a datetime
+            stored = str(stored)
+        return Recorded.NEW_WORK if stored == sent else Recorded.QUEUED_ALREADY
 
     def resolve(self) -> int:
         """Staff's Mark resolved: jobs that are not running stop asking for attention."""

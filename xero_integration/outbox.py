@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from xero_integration import invoices
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
-from xero_integration.models import ConnectionStatus, SyncJob, XeroConnection
+from xero_integration.models import ConnectionStatus, Recorded, SyncJob, XeroConnection
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +48,11 @@ def enqueue(
     if queued is None:
         queued = SyncJob.objects.record_change(account_key, host_model, host_id, number, deleted)
         _remember_in_transaction(change, queued)
-    if queued and dispatch_task:
-        # One run for the account per transaction, however many of its invoices changed.
+    if queued == Recorded.NEW_WORK and dispatch_task:
+        # One run for the account per transaction, however many of its invoices changed; none
+        # when the job was pending already (a run is queued for it: no broker round trip).
         invoices.queue_run(account_key)
-    return queued
+    return bool(queued)
 
 
 class _Recorded:
@@ -60,13 +61,13 @@ class _Recorded:
     for, so a later save records its change again."""
 
     def __init__(self) -> None:
-        self.changes: dict[tuple[str, str, str, str, bool], bool] = {}
+        self.changes: dict[tuple[str, str, str, str, bool], Recorded] = {}
 
     def __call__(self) -> None:
         """Nothing to do at the commit: the hook only remembers."""
 
 
-def _recorded_in_transaction(change: tuple[str, str, str, str, bool]) -> bool | None:
+def _recorded_in_transaction(change: tuple[str, str, str, str, bool]) -> Recorded | None:
     """What recording ``change`` gave earlier in this transaction; None when it was not."""
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
@@ -77,7 +78,7 @@ def _recorded_in_transaction(change: tuple[str, str, str, str, bool]) -> bool | 
     return None
 
 
-def _remember_in_transaction(change: tuple[str, str, str, str, bool], queued: bool) -> None:
+def _remember_in_transaction(change: tuple[str, str, str, str, bool], queued: Recorded) -> None:
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         return

@@ -192,3 +192,26 @@ def test_a_run_queued_for_another_cluster_does_not_hold_this_ones_back(redis_bro
         assert other.queue_size() == 1
     finally:
         other.delete_queue()
+
+
+def test_saving_an_invoice_whose_run_is_queued_costs_no_broker_round_trip(connected, queued):
+    _, account, _ = connected
+    invoice = sent_invoice(account)
+    assert queued.now == [(RUN_BATCH, (str(account.pk),))]
+    job = SyncJob.objects.get(host_id=str(invoice.pk))
+    first_queued_at = job.updated_at
+    for n in range(3):
+        with transaction.atomic():
+            invoice.reference = f"edit {n}"
+            invoice.save()
+    assert len(queued.now) == 1  # the run queued for the first change takes these too
+    job.refresh_from_db()
+    assert job.state == SyncJob.State.PENDING and job.change_seq > 1
+    # The sweeper's grace counts from when the job started waiting for its run.
+    assert job.updated_at == first_queued_at
+
+    invoices.run_batch(str(account.pk))
+    assert SyncJob.objects.get(pk=job.pk).state == SyncJob.State.DONE
+    invoice.reference = "after the push"
+    invoice.save()
+    assert len(queued.now) == 2  # done: the next change needs a run of its own
