@@ -48,25 +48,12 @@ def dispatch(task: Task, *args: object) -> None:
     transaction.on_commit(lambda: send(path, *args), robust=not Conf.SYNC)
 
 
-def dispatch_once(task: Task, *args: object) -> None:
-    """As ``dispatch``, but once per transaction for the same task and arguments: many saves
-    of one account in one transaction queue one run."""
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        send(task_path(task), *args)
-        return
-    key = (task_path(task), args)
-    for _savepoints, hook, _robust in connection.run_on_commit:
-        if isinstance(hook, _Once) and hook.key == key:
-            return
-    transaction.on_commit(_Once(key), robust=not Conf.SYNC)
-
-
 def dispatch_unique(task: Task, *args: object) -> None:
-    """As ``dispatch_once``, and skipped while the same task with the same arguments still
-    waits in the broker's queue: a busy account has one run queued, not one per save, so the
-    other accounts' runs are not stuck behind its pile. The task calls ``started`` first, so a
-    change made while it runs queues the next run.
+    """Queue ``task(*args)`` once the current transaction commits (at once outside one), once
+    per transaction however often asked, and not at all while the same task with the same
+    arguments still waits in the broker's queue: a busy account has one run queued, not one
+    per save, so the other accounts' runs are not stuck behind its pile. The task calls
+    ``started`` first, so a change made while it runs queues the next run.
 
     Tracked on a Redis broker (a marker set and the task pushed in one round trip); any other
     broker queues every request."""
