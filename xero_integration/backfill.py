@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from xero_integration import app_settings, invoices, outbox
+from xero_integration import app_settings, invoices, outbox, rules
 from xero_integration.adapters import get_adapter
 from xero_integration.models import (
     ContactLink,
@@ -26,7 +26,6 @@ from xero_integration.models import (
     TaxRateMapping,
     XeroConnection,
 )
-from xero_integration.rules import invoices as rules
 
 
 @dataclass
@@ -99,7 +98,7 @@ def plan(
         if str(instance.pk) in linked or not adapter.should_sync(instance):
             continue
         data = adapter.to_invoice(instance)
-        if not rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
+        if not rules.invoices.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             continue
         result.invoices.append(
             {

@@ -18,12 +18,11 @@ from django.db import connection as db_connection
 from django.db.models import Q
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, outcomes, signals, taskqueue
+from xero_integration import app_settings, connect, outcomes, rules, signals, taskqueue
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import HostContact, ImportedContact
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.models import ContactImport, ContactLink, SyncJob, SyncLog, XeroConnection
-from xero_integration.rules import contacts as rules
 from xero_integration.xero.client import MAX_PAGE_SIZE, XeroClient
 from xero_integration.xero.errors import (
     XeroError,
@@ -234,7 +233,7 @@ def apply_contacts(
     links: dict[str, list[ContactLink]] = {}
     for link in ContactLink.objects.of(connection).filter(xero_contact_id__in=ids):
         links.setdefault(link.xero_contact_id or "", []).append(link)
-    incoming = [rules.imported_contact(item) for item in items if item.get("ContactID")]
+    incoming = [rules.contacts.imported_contact(item) for item in items if item.get("ContactID")]
     active = [contact for contact in incoming if not contact.archived]
     linked = {
         xero_id: group[0].host_id
@@ -249,10 +248,10 @@ def apply_contacts(
     new_links, changed, archived, freed = [], [], 0, 0
     high_water = None
     for xero_id, item in by_id.items():
-        updated = rules.updated_at(item)
+        updated = rules.contacts.updated_at(item)
         if updated and (high_water is None or updated > high_water):
             high_water = updated
-        merged = rules.merged_into(item)
+        merged = rules.contacts.merged_into(item)
         status = ContactLink.Status.ACTIVE
         if merged:
             status = ContactLink.Status.MERGED
@@ -329,7 +328,7 @@ def existing_contacts(
         return {}
     host_model = adapter.contact_model()
     prefix = app_settings.CONTACT_NUMBER_PREFIX
-    lookup = rules.contact_lookup(unlinked, prefix)
+    lookup = rules.contacts.contact_lookup(unlinked, prefix)
     candidates = {
         candidate.host_id: candidate
         for candidate in adapter.contact_candidates(connection.account_key, lookup)
@@ -347,7 +346,7 @@ def existing_contacts(
     free = [candidate for host_id, candidate in candidates.items() if host_id not in taken]
     return {
         str(match.contact["ContactID"]): (host.host_id, match.rule)
-        for host, match in rules.pair_imported(free, xero_contacts, prefix)
+        for host, match in rules.contacts.pair_imported(free, xero_contacts, prefix)
         if match.contact is not None
     }
 
@@ -456,7 +455,7 @@ class _Settling:
 
     host: HostContact
     candidates: list[dict] = field(default_factory=list)
-    match: rules.Match | None = None
+    match: rules.contacts.Match | None = None
     contact: dict | None = None
     error: str = ""
 
@@ -605,25 +604,27 @@ def _settle(
     prefix = app_settings.CONTACT_NUMBER_PREFIX
     adapter = get_adapter()
     work = [_Settling(host) for host in hosts]
-    found = _by_contact_numbers(client, [rules.contact_number(item.host, prefix) for item in work])
+    found = _by_contact_numbers(
+        client, [rules.contacts.contact_number(item.host, prefix) for item in work]
+    )
     for item in work:
-        number = rules.contact_number(item.host, prefix)
+        number = rules.contacts.contact_number(item.host, prefix)
         item.candidates = [c for c in found if str(c.get("ContactNumber") or "") == number]
-        item.match = rules.choose(
+        item.match = rules.contacts.choose(
             item.host, item.candidates, prefix, _distinct_name(adapter, item.host, prefix)
         )
     unsettled = [item for item in work if item.match.contact is None]
-    searches = sum(1 for item in unsettled if rules.email_for_xero(item.host.email))
+    searches = sum(1 for item in unsettled if rules.contacts.email_for_xero(item.host.email))
     everyone = _every_contact(connection, client, searches) if searches > 1 else None
     for item in unsettled:
-        email = rules.email_for_xero(item.host.email)
+        email = rules.contacts.email_for_xero(item.host.email)
         if everyone is not None:
             item.candidates += _as_searched(item.host, everyone)
         elif email:
             item.candidates += _search(client, email)
         else:
             continue
-        item.match = rules.choose(
+        item.match = rules.contacts.choose(
             item.host, item.candidates, prefix, _distinct_name(adapter, item.host, prefix)
         )
     _create(connection, client, [item for item in work if item.match.contact is None])
@@ -637,7 +638,7 @@ def _settle(
     ]
     for item in refused:
         item.candidates += _search(client, item.host.name.strip())
-        item.match = rules.choose(
+        item.match = rules.contacts.choose(
             item.host,
             item.candidates,
             prefix,
@@ -653,16 +654,16 @@ def _settle(
 
 
 def _distinct_name(adapter: DefaultXeroAdapter, host: HostContact, prefix: str) -> str:
-    return adapter.distinct_contact_name(host, rules.contact_number(host, prefix))
+    return adapter.distinct_contact_name(host, rules.contacts.contact_number(host, prefix))
 
 
 def _by_contact_numbers(client: XeroClient, numbers: list[str]) -> list[dict]:
     """The ACTIVE Xero contacts holding any of these contact numbers."""
     wanted = list(dict.fromkeys(numbers))
-    safe = [number for number in wanted if rules.where_safe(number)]
+    safe = [number for number in wanted if rules.contacts.where_safe(number)]
     found: list[dict] = []
     for start in range(0, len(safe), NUMBERS_PER_CALL):
-        where = rules.contact_numbers_filter(safe[start : start + NUMBERS_PER_CALL])
+        where = rules.contacts.contact_numbers_filter(safe[start : start + NUMBERS_PER_CALL])
         found += list((client.get("/Contacts", {"where": where}) or {}).get("Contacts") or [])
     for number in wanted:
         if number not in safe:  # a prefix with characters a filter cannot hold
@@ -697,7 +698,7 @@ def _every_contact(
 def _as_searched(host: HostContact, everyone: list[tuple[dict, str, str]]) -> list[dict]:
     """Of every contact (with its lower-case name and email), those a search by the CRM
     contact's email or name would have found."""
-    email = rules.email_for_xero(host.email).lower()
+    email = rules.contacts.email_for_xero(host.email).lower()
     name = host.name.strip().lower()
     return [
         contact
@@ -733,7 +734,9 @@ def _create_together(
     if not items:
         return
     prefix = app_settings.CONTACT_NUMBER_PREFIX
-    payloads = [rules.contact_payload(item.host, prefix, item.match.name) for item in items]
+    payloads = [
+        rules.contacts.contact_payload(item.host, prefix, item.match.name) for item in items
+    ]
     if len(items) == 1:
         key = _creation_key(connection, items[0].host, payloads[0])
     else:
@@ -774,7 +777,11 @@ def _save_link(connection: XeroConnection, link: ContactLink, settled: _Settling
         xero_contact_id=contact["ContactID"],
         rule=match.rule,
     )
-    if match.contact is None and host.email.strip() and not rules.email_for_xero(host.email):
+    if (
+        match.contact is None
+        and host.email.strip()
+        and not rules.contacts.email_for_xero(host.email)
+    ):
         _log(
             connection,
             "contact_email",
@@ -802,7 +809,7 @@ def follow_merge(connection: XeroConnection, client: XeroClient, contact_id: str
     if not contact_id:
         return ""
     contact = client.contact(contact_id) or {}
-    survivor = rules.merged_into(contact)
+    survivor = rules.contacts.merged_into(contact)
     if survivor and survivor != contact_id:
         changed = (
             ContactLink.objects.of(connection)
@@ -821,7 +828,7 @@ def follow_merge(connection: XeroConnection, client: XeroClient, contact_id: str
             merged_into=survivor,
         )
         return survivor
-    if contact and not rules.is_active(contact):
+    if contact and not rules.contacts.is_active(contact):
         ContactLink.objects.of(connection).filter(xero_contact_id=contact_id).update(
             status=ContactLink.Status.ARCHIVED, merged_into="", updated_at=timezone.now()
         )

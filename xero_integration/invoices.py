@@ -38,6 +38,7 @@ from xero_integration import (
     contacts,
     outcomes,
     preflight,
+    rules,
     signals,
     taskqueue,
 )
@@ -55,7 +56,6 @@ from xero_integration.models import (
     TaxRateMapping,
     XeroConnection,
 )
-from xero_integration.rules import invoices as rules
 from xero_integration.rules import plan
 from xero_integration.rules.preflight import lines_fingerprint
 from xero_integration.xero.client import XeroClient
@@ -631,7 +631,7 @@ def _contacts_ahead(run: Run, jobs: list[SyncJob], hosts: dict[str, HostContact]
             _instance, data = read_invoice(run.adapter, job)
         except Exception:  # its own run reports it
             continue
-        if data is not None and rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
+        if data is not None and rules.invoices.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             hosts.setdefault(data.contact.host_id, data.contact)
 
 
@@ -654,7 +654,7 @@ def _prepare(
         if instance is None or data is None:
             continue
         preloaded[job.pk] = (instance, data)
-        if rules.goes_to_xero(data, app_settings.SYNC_DRAFTS):
+        if rules.invoices.goes_to_xero(data, app_settings.SYNC_DRAFTS):
             hosts.setdefault(data.contact.host_id, data.contact)
     _contacts_ahead(run, jobs, hosts)
     contact_ids: dict[str, str] = {}
@@ -938,7 +938,7 @@ def _send_alone(run: Run, entries: list) -> None:
 def _batch_key(pushes: list[Any], operation: str, payload: Any) -> str:
     parts = "|".join(f"{p.job.pk}:{p.job.change_seq}:{p.job.key_generation}" for p in pushes)
     digest = hashlib.sha256(
-        f"{parts}|{operation}|{rules.payload_hash({'p': payload})}".encode()
+        f"{parts}|{operation}|{rules.invoices.payload_hash({'p': payload})}".encode()
     ).hexdigest()
     return f"batch-{digest[:58]}"
 
@@ -1010,7 +1010,7 @@ class Push:
         digest = hashlib.sha256(
             f"{self.connection.tenant_id}|{self.job.host_model}|{self.job.host_id}|"
             f"{self.job.change_seq}|{self.job.key_generation}|{operation}|"
-            f"{rules.payload_hash({'p': payload})}".encode()
+            f"{rules.invoices.payload_hash({'p': payload})}".encode()
         ).hexdigest()
         return f"inv-{digest[:60]}"
 
@@ -1020,7 +1020,7 @@ class Push:
         keep_claim(self.job)
         digest = hashlib.sha256(
             f"{self.connection.tenant_id}|{self.job.key_generation}|{operation}|"
-            f"{rules.payload_hash({'p': payload})}".encode()
+            f"{rules.invoices.payload_hash({'p': payload})}".encode()
         ).hexdigest()
         return f"org-{digest[:60]}"
 
@@ -1099,7 +1099,7 @@ class Push:
         tax_types = self.tax_types(invoice)
         untaxed = self.untaxed_tax_type() if any(not line.tax for line in invoice.lines) else ""
         self.ensure_currency(invoice.currency)
-        payload = rules.invoice_payload(
+        payload = rules.invoices.invoice_payload(
             invoice, contact_id, self.connection.revenue_account_code, tax_types, untaxed
         )
         link = self.push_invoice(link, invoice, payload)
@@ -1112,7 +1112,7 @@ class Push:
     def push_invoice(
         self, link: InvoiceLink | None, invoice: HostInvoice, payload: dict[str, Any]
     ) -> InvoiceLink:
-        digest = rules.payload_hash(payload)
+        digest = rules.invoices.payload_hash(payload)
         link = self.settle_unanswered_create(link, [invoice.number])
         if link and link.xero_invoice_id and link.payload_hash == digest:
             self.refresh_totals(link, invoice)  # unchanged: no call
@@ -1307,7 +1307,7 @@ class Push:
         link.conflict_invoice_id = ""
         _take_amounts(link, result)
         if invoice is not None:
-            link.crm_total = rules.cents(invoice.total)
+            link.crm_total = rules.invoices.cents(invoice.total)
             link.lines_fingerprint = lines_fingerprint(invoice)
         link.pushed_at = timezone.now()
         self._save_mismatch(link)
@@ -1315,7 +1315,7 @@ class Push:
     def refresh_totals(self, link: InvoiceLink, invoice: HostInvoice) -> None:
         """An unchanged payload still refreshes the CRM's side of the total comparison (and a
         flag that no longer matches the figures)."""
-        total = rules.cents(invoice.total)
+        total = rules.invoices.cents(invoice.total)
         mismatch = link.xero_total is not None and total != link.xero_total
         if link.crm_total != total or link.total_mismatch != mismatch:
             link.crm_total = total
@@ -1421,7 +1421,7 @@ class Push:
         connection = self.connection
         if connection.untaxed_tax_type:
             return connection.untaxed_tax_type
-        chosen = rules.untaxed_rate(self.tax_rates(), connection.country_code)
+        chosen = rules.invoices.untaxed_rate(self.tax_rates(), connection.country_code)
         if chosen is None:
             raise JobFailed(
                 "The organisation has no tax rate for lines without a tax (0%, for revenue). "
@@ -1439,10 +1439,10 @@ class Push:
     def staff_mapping(self, mapping: TaxRateMapping, tax: Any) -> str:
         """Staff chose this Xero rate for the CRM tax at its rate then: a later change of the
         CRM's rate is flagged for them, never used silently."""
-        rate = rules.effective_rate([(c.rate, c.compound) for c in tax.components])
+        rate = rules.invoices.effective_rate([(c.rate, c.compound) for c in tax.components])
         if mapping.rate is None and not mapping.needs_review:
             TaxRateMapping.objects.filter(pk=mapping.pk).update(rate=rate)
-        elif mapping.needs_review or rules.four(mapping.rate) != rate:
+        elif mapping.needs_review or rules.invoices.four(mapping.rate) != rate:
             TaxRateMapping.objects.filter(pk=mapping.pk).update(needs_review=True)
             was = f" when it was {mapping.rate.normalize():f}%" if mapping.rate is not None else ""
             raise JobFailed(
@@ -1470,7 +1470,7 @@ class Push:
         rates: list[dict[str, Any]] | None = None
         for host_id, tax in taxes.items():
             mapping = mappings.get(host_id)
-            components = json.dumps(rules.host_tax_signature(tax))
+            components = json.dumps(rules.invoices.host_tax_signature(tax))
             if mapping and mapping.tax_type and mapping.set_by_staff:
                 result[host_id] = self.staff_mapping(mapping, tax)
                 continue
@@ -1479,7 +1479,7 @@ class Push:
                 continue
             if rates is None:
                 rates = self.tax_rates()
-            match = rules.match_tax_rate(
+            match = rules.invoices.match_tax_rate(
                 tax, rates, untaxed=self.connection.untaxed_tax_type or "NONE"
             )
             created = False
@@ -1497,11 +1497,11 @@ class Push:
                         [{"path": "tax", "message": f"Unmapped tax {tax.name}"}],
                         Reason.SETUP,
                     )
-                body = rules.new_tax_rate(tax, self.connection.country_code)
+                body = rules.invoices.new_tax_rate(tax, self.connection.country_code)
                 taken = {str(r.get("Name", "")).strip().lower() for r in rates}
                 if body["Name"].strip().lower() in taken:
                     # Xero keeps tax rate names unique: say the rate in the new one's name.
-                    body["Name"] = rules.distinct_tax_name(tax)
+                    body["Name"] = rules.invoices.distinct_tax_name(tax)
                 match = self.client.create_tax_rate(
                     body, idempotency_key=self.organisation_key("tax", body)
                 )
@@ -1579,7 +1579,10 @@ class Push:
                     [{"path": "payment_account_id", "message": "No payment account chosen."}],
                     Reason.SETUP,
                 )
-            bodies = [rules.payment_payload(p, link.xero_invoice_id, account_id) for p in creations]
+            bodies = [
+                rules.invoices.payment_payload(p, link.xero_invoice_id, account_id)
+                for p in creations
+            ]
             if self.batch is not None and not decided.delete and not decided.refusals:
                 self.invoice_link = link
                 self.batch.payments.extend(
@@ -1652,7 +1655,7 @@ class Push:
             xero_payment_id="",
             state=PaymentLink.State.SENDING,
             origin=PaymentLink.Origin.CRM,
-            amount=rules.cents(payment.amount),
+            amount=rules.invoices.cents(payment.amount),
             date=payment.date,
             reference=(payment.reference or "")[:255],
             account_id=str((body.get("Account") or {}).get("AccountID") or ""),
@@ -1790,7 +1793,7 @@ def _take_amounts(link: InvoiceLink, xero_invoice: dict[str, Any]) -> None:
         ("xero_amount_paid", "AmountPaid"),
     ):
         if xero_invoice.get(key) is not None:
-            setattr(link, name, rules.cents(Decimal(str(xero_invoice[key]))))
+            setattr(link, name, rules.invoices.cents(Decimal(str(xero_invoice[key]))))
 
 
 def _record(link: PaymentLink) -> plan.PaymentRecord:

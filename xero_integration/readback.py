@@ -19,13 +19,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from xero_integration import app_settings, connect, outbox
+from xero_integration import app_settings, connect, outbox, rules
 from xero_integration.adapters import DefaultXeroAdapter, get_adapter
 from xero_integration.data import RecordedPayment
 from xero_integration.exceptions import ConnectionNotReady
 from xero_integration.invoices import consistent_read
 from xero_integration.models import InvoiceLink, PaymentLink, SyncJob, SyncLog, XeroConnection
-from xero_integration.rules import invoices as rules
 from xero_integration.rules import plan
 from xero_integration.xero.client import XeroClient
 from xero_integration.xero.errors import XeroError
@@ -89,7 +88,7 @@ def apply_invoice(
             ("xero_amount_paid", "AmountPaid"),
         ):
             if xero_invoice.get(key) is not None:
-                setattr(link, name, rules.cents(Decimal(str(xero_invoice[key]))))
+                setattr(link, name, rules.invoices.cents(Decimal(str(xero_invoice[key]))))
         updated = xero_invoice.get("UpdatedDateUTC")
         if updated:
             link.xero_updated_at = parse_datetime(updated)
@@ -232,7 +231,7 @@ def update_drift(link: InvoiceLink, instance: Any, adapter: DefaultXeroAdapter) 
             return
         invoice = adapter.to_invoice(instance)
     # The total comparison too, from this one consistent read of the CRM's side.
-    crm_total = rules.cents(invoice.total)
+    crm_total = rules.invoices.cents(invoice.total)
     mismatch = link.xero_total is not None and crm_total != link.xero_total
     if (crm_total, mismatch) != (link.crm_total, link.total_mismatch):
         InvoiceLink.objects.filter(pk=link.pk).update(crm_total=crm_total, total_mismatch=mismatch)
