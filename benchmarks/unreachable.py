@@ -156,7 +156,7 @@ def run(url: str, count: int, outage_seconds: float) -> dict:
     recovery = SyncLog.objects.filter(account_key=key, pk__gt=last)
     outcomes = recovery.filter(action="invoice_sync").count()
     done = SyncJob.objects.filter(
-        account_key=key, state=SyncJob.State.DONE, number__startswith="OFF-"
+        account_key=key, state=SyncJob.State.DONE, number__startswith="OFF-0"
     ).count()
     return {
         "invoices": count,
@@ -218,21 +218,20 @@ def main() -> None:
     failed_call_rows = sum(k for (a, _), k in r["during_kinds"].items() if a != "invoice_sync")
     outcome_rows = r["during"] - failed_call_rows
     reasons = ", ".join(f"{reason or '-'} {k}" for reason, k in sorted(r["reasons"].items()))
+    job_rows = outcome_rows + r["recovery_outcomes"]
     targets.record(
         unreachable_log=targets.Row(
-            f"{changes:,} rows for {n} invoices ({changes / n:.2f} per invoice: {r['during']:,} "
-            f"during the outage, {r['recovery_outcomes']} on recovery)",
-            changes <= 2 * n and r["done"] == n,
+            f"{job_rows:,} job rows for {n} invoices ({job_rows / n:.2f} per invoice: "
+            f"{outcome_rows} on starting to wait, {r['recovery_outcomes']} on recovery), and "
+            f"{failed_call_rows} rows for {r['503 answers']} failed calls",
+            job_rows <= 2 * n and failed_call_rows <= r["503 answers"] and r["done"] == n,
             f"{n} invoices, {r['outage']:.0f} s of 503s (up to "
-            f"{r['most attempts of a job']} attempts a job), then recovery; the rows of the "
-            f"successful calls after it ({r['recovery'] - r['recovery_outcomes']}) not counted; "
-            f"{db.vendor}",
+            f"{r['most attempts of a job']} attempts a job), then recovery; a failed call is one "
+            f"row whatever the invoices it served; the rows of the successful calls after it "
+            f"({r['recovery'] - r['recovery_outcomes']}) not counted; {db.vendor}",
             why=(
-                f"{failed_call_rows} rows of failed calls: a call shared by a batch is logged once "
-                f"per job it served, and a job's first failed attempt is logged; "
-                f"{outcome_rows} waiting rows for {n} jobs: a job whose wait changes reason is "
-                f"logged again (by reason: {reasons}; the 503s count against Xero's minute "
-                "limit, so jobs go from unavailable or unanswered to rate limit)"
+                f"{outcome_rows} waiting rows for {n} jobs (by reason: {reasons}); "
+                f"{failed_call_rows} rows of failed calls for {r['503 answers']} failed calls"
             ),
         )
     )
