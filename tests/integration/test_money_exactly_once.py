@@ -251,6 +251,28 @@ def test_a_payment_applied_then_refused_on_the_retry_is_not_sent_twice(
     assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
 
 
+def test_waits_for_xeros_budget_do_not_lengthen_the_backoff_after_a_lost_answer(
+    xero_sandbox, connected, quick_faults, settings
+):
+    settings.XERO_RETRY_BASE_SECONDS = 10
+    _, account, _ = connected
+    xero_sandbox.add_fault("*", f"{API}/*", "429", count=1000)
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    for _ in range(5):
+        run_due(account)
+    job = job_of(invoice)
+    assert (job.reason, job.attempts) == (SyncJob.Reason.RATE_LIMIT, 0)
+
+    xero_sandbox.clear_faults()
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "lost_response", count=10)
+    SyncJob.objects.filter(pk=job.pk).update(not_before=job.updated_at)
+    invoices.run_batch(str(account.pk))
+    job = job_of(invoice)
+    assert (job.reason, job.attempts) == (SyncJob.Reason.UNANSWERED, 1)
+    # The first backoff (5 to 10 s), not the sixth (160 to 320 s).
+    assert job.not_before - job.updated_at <= datetime.timedelta(seconds=10)
+
+
 # ---- the broker --------------------------------------------------------------------------------
 
 
