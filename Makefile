@@ -23,9 +23,12 @@ demo: install
 test: install
 	$(PY) -m pytest -n auto --maxprocesses=4
 
-## make soak: worker processes on PostgreSQL and Redis under injected faults (needs both)
+## make soak: the chaos soak, full length: worker clusters on PostgreSQL and Redis push
+## SOAK_INVOICES invoices through lost answers, 429 storms, killed workers and a broker outage
+SOAK_INVOICES ?= 2000
+SOAK_MAX_SECONDS ?= 900
 soak: install
-	$(PY) -m pytest -m soak tests/soak
+	SOAK_INVOICES=$(SOAK_INVOICES) SOAK_MAX_SECONDS=$(SOAK_MAX_SECONDS) $(PY) -m pytest -m soak tests/soak
 
 ## make bench: the benchmarks against the sandbox at Xero's limits, on PostgreSQL (DATABASE_URL)
 ## and Redis (REDIS_URL); each writes its section and its rows of the Targets table in

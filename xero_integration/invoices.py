@@ -222,11 +222,14 @@ def _wait(job: SyncJob, outcome: JobWaits) -> None:
     not_before = (
         None if outcome.seconds is None else timezone.now() + timedelta(seconds=outcome.seconds)
     )
+    # Waiting for Xero's budget is no trouble with the job: it does not lengthen the backoff
+    # of the job's next real trouble (a lost answer would otherwise park it for an hour).
+    tries = 0 if outcome.reason == Reason.RATE_LIMIT else 1
     _ours(job).wait(
         str(outcome),
         outcome.reason,
         not_before,
-        attempts=job.attempts + 1,
+        attempts=job.attempts + tries,
         ambiguous=job.ambiguous or outcome.reason == Reason.UNANSWERED,
     )
 

@@ -247,6 +247,69 @@ def test_an_unanswered_payment_delete_counts_as_done_and_the_replacement_follows
     assert parse_date(payment["Date"]) == datetime.date(2026, 11, 6)
 
 
+# ---- a write answered only on a retry ---------------------------------------------------------
+
+
+def test_an_invoice_create_applied_then_refused_on_the_retry_is_adopted_not_made_twice(
+    xero_sandbox, connected, quick_faults
+):
+    """The first attempt is applied but its answer lost; the client's retries of the same call
+    are refused unread (a 429 storm): the create still went unanswered."""
+    tenant_id, account, _ = connected
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "lost_response", count=1)
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "429", count=10)
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert job_of(invoice).state == SyncJob.State.WAITING
+    xero_sandbox.clear_faults()
+    xero_sandbox.advance_clock(7 * 60)  # past Xero's idempotency window: no replay to lean on
+    run_due(account)
+
+    assert_done(invoice)
+    numbers = [i["InvoiceNumber"] for i in xero_sandbox.organisation_state(tenant_id)["invoices"]]
+    assert numbers == [invoice.number]
+    assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
+
+
+def test_a_payment_applied_then_refused_on_the_retry_is_not_sent_twice(
+    xero_sandbox, connected, quick_faults
+):
+    tenant_id, account, _ = connected
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    assert_done(invoice)
+    xero_sandbox.add_fault("PUT", f"{API}/Payments*", "lost_response", count=1)
+    xero_sandbox.add_fault("PUT", f"{API}/Payments*", "429", count=10)
+    pay(invoice, "30.00")
+    assert job_of(invoice).state == SyncJob.State.WAITING
+    xero_sandbox.clear_faults()
+    xero_sandbox.advance_clock(7 * 60)
+    run_due(account)
+
+    assert_done(invoice)
+    assert_xero_matches_the_crm(xero_sandbox, tenant_id, invoice)
+
+
+def test_waits_for_xeros_budget_do_not_lengthen_the_backoff_after_a_lost_answer(
+    xero_sandbox, connected, quick_faults, settings
+):
+    settings.XERO_RETRY_BASE_SECONDS = 10
+    _, account, _ = connected
+    xero_sandbox.add_fault("*", f"{API}/*", "429", count=1000)
+    invoice = make_invoice(account, [{"unit_price": Decimal("100")}])
+    for _ in range(5):
+        run_due(account)
+    job = job_of(invoice)
+    assert (job.reason, job.attempts) == (SyncJob.Reason.RATE_LIMIT, 0)
+
+    xero_sandbox.clear_faults()
+    xero_sandbox.add_fault("PUT", f"{API}/Invoices*", "lost_response", count=10)
+    SyncJob.objects.filter(pk=job.pk).update(not_before=job.updated_at)
+    invoices.run_batch(str(account.pk))
+    job = job_of(invoice)
+    assert (job.reason, job.attempts) == (SyncJob.Reason.UNANSWERED, 1)
+    # The first backoff (5 to 10 s), not the sixth (160 to 320 s).
+    assert job.not_before - job.updated_at <= datetime.timedelta(seconds=10)
+
+
 # ---- the broker --------------------------------------------------------------------------------
 
 

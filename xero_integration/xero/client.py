@@ -20,6 +20,7 @@ from xero_integration.xero._http import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, Tim
 from xero_integration.xero.errors import (
     DeadlineReached,
     RateLimited,
+    ThrottledLocally,
     TokenExpired,
     XeroAPIError,
     XeroError,
@@ -80,6 +81,19 @@ def validate_idempotency_key(key: str) -> str:
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key):
         raise ValueError("An Idempotency-Key has 1 to 128 visible ASCII characters")
     return key
+
+
+def _never_read(error: XeroError) -> bool:
+    """Whether Xero certainly did not act on the attempt that raised ``error``."""
+    if isinstance(error, XeroTransportError):
+        return not error.request_sent
+    return isinstance(error, RateLimited | ThrottledLocally | DeadlineReached)
+
+
+def _outcome(error: XeroError, unsure: XeroError | None) -> XeroError:
+    """What a call ends with: an attempt Xero never read does not undo an earlier one that it
+    may have applied."""
+    return unsure if unsure is not None and _never_read(error) else error
 
 
 class XeroClient:
@@ -201,19 +215,28 @@ class XeroClient:
         token = self.token_source.access_token()
         refreshed = False
         attempt = 0
+        # An earlier attempt Xero may have applied (a write sent without an answer, or answered
+        # with a server error): a later attempt refused unread (429, no budget or time left to
+        # send it) leaves the call unanswered, not refused.
+        unsure: XeroError | None = None
         while True:
             try:
                 response = self._send(method, url, token, headers, query, body)
-            except XeroTransportError as exc:
+            except (XeroTransportError, DeadlineReached, ThrottledLocally) as exc:
                 # A request that never left is safe to repeat even when it is a plain write.
-                if (repeatable or not exc.request_sent) and attempt < self.max_retries:
-                    delay = self._backoff(attempt)
-                    if delay >= self._time_left():
-                        raise
-                    self._sleep(delay)
-                    attempt += 1
-                    continue
-                raise
+                delay = None
+                if isinstance(exc, XeroTransportError) and attempt < self.max_retries:
+                    delay = self._backoff(attempt) if repeatable or not exc.request_sent else None
+                if delay is None or delay >= self._time_left():
+                    if unsure is not None and _never_read(exc):
+                        raise unsure from exc
+                    raise
+                sent = isinstance(exc, XeroTransportError) and exc.request_sent
+                if sent and method not in SAFE_METHODS:
+                    unsure = exc
+                self._sleep(delay)
+                attempt += 1
+                continue
             if response.status_code < 400:
                 return self._parse(response, method, log_path)
             error = error_from_response(
@@ -229,7 +252,9 @@ class XeroClient:
                 continue
             delay = self._retry_delay(error, attempt, repeatable)
             if delay is None or delay >= self._time_left():
-                raise error
+                raise _outcome(error, unsure)
+            if method not in SAFE_METHODS and error.retryable and not _never_read(error):
+                unsure = error
             self._sleep(delay)
             attempt += 1
 
