@@ -172,9 +172,10 @@ def _run_inline(path: str, args: tuple[object, ...]) -> None:
         _inline.pending = None
 
 
-#: How long a "queued" marker lives: should the broker lose the task, a new request (or the
-#: sweeper) queues it again after this.
-MARKER_SECONDS = 300
+#: How long a "queued" marker lives: should the broker lose the task (a worker killed after
+#: taking it), a new request or the sweeper queues it again after this, as soon as the
+#: sweeper's own grace for a pending job (two minutes) would.
+MARKER_SECONDS = 120
 
 # Set the marker and push the task in one round trip; push nothing while the marker is set.
 _PUSH_UNLESS_QUEUED = """
