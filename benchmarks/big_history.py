@@ -177,7 +177,7 @@ def capture_payment_push(url: str, conns: list, half: int) -> tuple[list[str], d
     from django.test.utils import CaptureQueriesContext
     from django_q.conf import Conf
 
-    from crm_demo.crm.models import Contact, Invoice, InvoiceLine, Payment, Tax, TaxComponent
+    from crm_demo.crm.models import Contact, Payment, Tax, TaxComponent
     from xero_integration.models import InvoiceLink, PaymentLink, SyncJob
 
     Conf.SYNC = True
@@ -233,23 +233,7 @@ def capture_payment_push(url: str, conns: list, half: int) -> tuple[list[str], d
     gst = Tax.objects.create(account=account, name="GST 15%")
     TaxComponent.objects.create(tax=gst, name="GST", rate=Decimal("15"))
     with transaction.atomic():
-        invoice = Invoice.objects.create(
-            account=account,
-            number="PAY-1",
-            contact=contact,
-            currency="NZD",
-            issue_date=datetime.date(2026, 11, 1),
-            due_date=datetime.date(2026, 11, 30),
-            status=Invoice.Status.SENT,
-        )
-        InvoiceLine.objects.create(
-            invoice=invoice,
-            item_name="Work",
-            quantity=Decimal("1"),
-            unit_price=Decimal("200"),
-            tax=gst,
-        )
-        invoice.recalculate()
+        invoice = common.sent_invoice(account, "PAY-1", contact, gst, Decimal("200"), "Work")
     statements: list[str] = []
     for part, amount in ((1, Decimal("100.00")), (2, None)):
         db.queries_log.clear()  # a full log (DEBUG keeps 9,000) would hide the new ones

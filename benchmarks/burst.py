@@ -16,7 +16,6 @@ sync job is done with the invoice's Xero ID on its link (polled every 10 ms). Fi
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import subprocess
@@ -118,18 +117,7 @@ class Org:
         from xero_integration import contacts as contact_sync
         from xero_integration.models import ContactImport
 
-        org = common.control(
-            url,
-            "POST",
-            "organisations",
-            {
-                "name": name,
-                "country_code": "NZ",
-                "base_currency": "NZD",
-                "multicurrency": True,
-                "contacts": 20,
-            },
-        )
+        org = common.new_organisation(url, name, 20)
         self.tenant_id = org["tenant_id"]
         self.account, self.connection = common.connect_account(url, self.tenant_id, name)
         state = common.control(url, "GET", f"organisations/{self.tenant_id}")
@@ -150,30 +138,19 @@ class Org:
         """One sent invoice with one line, in one committed transaction."""
         from django.db import transaction
 
-        from crm_demo.crm.models import Invoice, InvoiceLine
-
         n = self.count
         self.count += 1
         with transaction.atomic():
             committed: list[float] = []
             transaction.on_commit(lambda: committed.append(time.monotonic()))
-            invoice = Invoice.objects.create(
-                account=self.account,
-                number=f"{self.account.name[:1]}-{n:05d}",
-                contact=self.people[n % len(self.people)],
-                currency="NZD",
-                issue_date=datetime.date(2026, 11, 1),
-                due_date=datetime.date(2026, 11, 30),
-                status=Invoice.Status.SENT,
+            invoice = common.sent_invoice(
+                self.account,
+                f"{self.account.name[:1]}-{n:05d}",
+                self.people[n % len(self.people)],
+                self.gst,
+                Decimal("100") + n % 50,
+                "Support",
             )
-            InvoiceLine.objects.create(
-                invoice=invoice,
-                item_name="Support",
-                quantity=Decimal("1"),
-                unit_price=Decimal("100") + n % 50,
-                tax=self.gst,
-            )
-            invoice.recalculate()
         if watcher is not None:
             watcher.watch(self.key, str(invoice.pk), committed[0])
         return str(invoice.pk)

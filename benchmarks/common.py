@@ -153,3 +153,41 @@ def reset_redis_markers() -> None:
     redis = queue.connection
     for key in redis.scan_iter("xero_integration:queued:*"):
         redis.delete(key)
+
+
+def new_organisation(url: str, name: str, contacts: int = 20) -> dict:
+    """A multi-currency NZ organisation in the sandbox with ``contacts`` contacts."""
+    return control(
+        url,
+        "POST",
+        "organisations",
+        {
+            "name": name,
+            "country_code": "NZ",
+            "base_currency": "NZD",
+            "multicurrency": True,
+            "contacts": contacts,
+        },
+    )
+
+
+def sent_invoice(account, number: str, contact, tax, unit_price, item_name: str = "Support"):
+    """A sent NZD invoice of one line, its totals computed (one host save of each)."""
+    import datetime
+
+    from crm_demo.crm.models import Invoice, InvoiceLine
+
+    invoice = Invoice.objects.create(
+        account=account,
+        number=number,
+        contact=contact,
+        currency="NZD",
+        issue_date=datetime.date(2026, 11, 1),
+        due_date=datetime.date(2026, 11, 30),
+        status=Invoice.Status.SENT,
+    )
+    InvoiceLine.objects.create(
+        invoice=invoice, item_name=item_name, quantity=1, unit_price=unit_price, tax=tax
+    )
+    invoice.recalculate()
+    return invoice

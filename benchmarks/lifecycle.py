@@ -56,18 +56,7 @@ class Organisation:
         from xero_integration.models import ContactImport
 
         self.url = url
-        org = common.control(
-            url,
-            "POST",
-            "organisations",
-            {
-                "name": name,
-                "country_code": "NZ",
-                "base_currency": "NZD",
-                "multicurrency": True,
-                "contacts": contacts,
-            },
-        )
+        org = common.new_organisation(url, name, contacts)
         self.tenant_id = org["tenant_id"]
         self.account, self.connection = common.connect_account(url, self.tenant_id, name)
         state = common.control(url, "GET", f"organisations/{self.tenant_id}")

@@ -82,18 +82,7 @@ def api_calls(url: str, tenant_id: str) -> int:
 def connect(url: str, name: str, contacts: int):
     from django.conf import settings
 
-    org = common.control(
-        url,
-        "POST",
-        "organisations",
-        {
-            "name": name,
-            "country_code": "NZ",
-            "base_currency": "NZD",
-            "multicurrency": True,
-            "contacts": contacts,
-        },
-    )
+    org = common.new_organisation(url, name, contacts)
     common.control(url, "POST", "limits", {"tenant_id": org["tenant_id"], "per_minute": 100000})
     account, connection = common.connect_account(url, org["tenant_id"], name)
     state = common.control(url, "GET", f"organisations/{org['tenant_id']}")

@@ -16,7 +16,6 @@ changes what is logged. Xero's real limits apply.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import time
 from collections import Counter
@@ -57,7 +56,7 @@ def run(url: str, count: int, outage_seconds: float) -> dict:
     from django.db import transaction
     from django_q.conf import Conf
 
-    from crm_demo.crm.models import Contact, Invoice, InvoiceLine, Tax, TaxComponent
+    from crm_demo.crm.models import Contact, Tax, TaxComponent
     from xero_integration import connect, taskqueue
     from xero_integration import contacts as contact_sync
     from xero_integration.models import ContactImport, SyncJob, SyncLog
@@ -67,18 +66,7 @@ def run(url: str, count: int, outage_seconds: float) -> dict:
     taskqueue.send = lambda path, *args, **kwargs: None  # workers are driven below
     connect.XeroClient = functools.partial(XeroClient, sleep=lambda seconds: None)
     settings.XERO_RETRY_BASE_SECONDS = 1
-    org = common.control(
-        url,
-        "POST",
-        "organisations",
-        {
-            "name": "Offline Ltd",
-            "country_code": "NZ",
-            "base_currency": "NZD",
-            "multicurrency": True,
-            "contacts": 20,
-        },
-    )
+    org = common.new_organisation(url, "Offline Ltd", 20)
     tenant = org["tenant_id"]
     account, connection = common.connect_account(url, tenant, "Offline Ltd")
     state = common.control(url, "GET", f"organisations/{tenant}")
@@ -96,23 +84,14 @@ def run(url: str, count: int, outage_seconds: float) -> dict:
 
     def save(n: int) -> None:
         with transaction.atomic():
-            invoice = Invoice.objects.create(
-                account=account,
-                number=f"OFF-{n:05d}",
-                contact=people[n % len(people)],
-                currency="NZD",
-                issue_date=datetime.date(2026, 11, 1),
-                due_date=datetime.date(2026, 11, 30),
-                status=Invoice.Status.SENT,
+            common.sent_invoice(
+                account,
+                f"OFF-{n:05d}",
+                people[n % len(people)],
+                gst,
+                Decimal("100") + n % 50,
+                "Support",
             )
-            InvoiceLine.objects.create(
-                invoice=invoice,
-                item_name="Support",
-                quantity=Decimal("1"),
-                unit_price=Decimal("100") + n % 50,
-                tax=gst,
-            )
-            invoice.recalculate()
 
     save(99_999)  # warm-up: the tax mapping
     one_round(key)
