@@ -188,13 +188,7 @@ def capture_payment_push(url: str, conns: list, half: int) -> tuple[list[str], d
         {"name": "Payments Ltd", "country_code": "NZ", "base_currency": "NZD"},
     )
     account, connection = common.connect_account(url, org["tenant_id"], "Payments Ltd")
-    state = common.control(url, "GET", f"organisations/{org['tenant_id']}")
-    connection.payment_account_id = next(
-        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-    )
-    connection.revenue_account_code = "200"
-    connection.base_currency, connection.country_code = "NZD", "NZ"
-    connection.save()
+    common.choose_default_accounts(url, connection)
     PaymentLink.objects.bulk_create(
         (
             PaymentLink(

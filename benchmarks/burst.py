@@ -120,13 +120,7 @@ class Org:
         org = common.new_organisation(url, name, 20)
         self.tenant_id = org["tenant_id"]
         self.account, self.connection = common.connect_account(url, self.tenant_id, name)
-        state = common.control(url, "GET", f"organisations/{self.tenant_id}")
-        self.connection.payment_account_id = next(
-            a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-        )
-        self.connection.revenue_account_code = "200"
-        self.connection.base_currency, self.connection.country_code = "NZD", "NZ"
-        self.connection.save()
+        common.choose_default_accounts(url, self.connection)
         contact_sync.run_import(ContactImport.objects.create(connection=self.connection).pk)
         self.people = list(Contact.objects.filter(account=self.account))
         self.gst = Tax.objects.create(account=self.account, name="GST 15%")

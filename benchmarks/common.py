@@ -191,3 +191,15 @@ def sent_invoice(account, number: str, contact, tax, unit_price, item_name: str 
     )
     invoice.recalculate()
     return invoice
+
+
+def choose_default_accounts(url: str, connection) -> None:
+    """What the guided set-up does: the organisation's bank account for payments, sales 200,
+    and its NZD base currency."""
+    state = control(url, "GET", f"organisations/{connection.tenant_id}")
+    connection.payment_account_id = next(
+        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
+    )
+    connection.revenue_account_code = "200"
+    connection.base_currency, connection.country_code = "NZD", "NZ"
+    connection.save()

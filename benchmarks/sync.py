@@ -85,13 +85,7 @@ def connect(url: str, name: str, contacts: int):
     org = common.new_organisation(url, name, contacts)
     common.control(url, "POST", "limits", {"tenant_id": org["tenant_id"], "per_minute": 100000})
     account, connection = common.connect_account(url, org["tenant_id"], name)
-    state = common.control(url, "GET", f"organisations/{org['tenant_id']}")
-    connection.payment_account_id = next(
-        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-    )
-    connection.revenue_account_code = "200"
-    connection.base_currency, connection.country_code = "NZD", "NZ"
-    connection.save()
+    common.choose_default_accounts(url, connection)
     settings.XERO_CALLS_PER_MINUTE = 100000
     return org["tenant_id"], account, connection
 
@@ -164,13 +158,7 @@ def backfill(url: str, count: int) -> dict:
     )
     common.control(url, "POST", "limits", {"tenant_id": org["tenant_id"], "per_minute": 100000})
     _, connection = common.connect_account(url, org["tenant_id"], "History Ltd", account=account)
-    state = common.control(url, "GET", f"organisations/{org['tenant_id']}")
-    connection.payment_account_id = next(
-        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-    )
-    connection.revenue_account_code = "200"
-    connection.base_currency, connection.country_code = "NZD", "NZ"
-    connection.save()
+    common.choose_default_accounts(url, connection)
     call_command("xero_backfill", "--account", str(account.pk), stdout=StringIO())
     state = common.control(url, "GET", f"organisations/{org['tenant_id']}")
     return {

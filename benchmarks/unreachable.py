@@ -69,13 +69,7 @@ def run(url: str, count: int, outage_seconds: float) -> dict:
     org = common.new_organisation(url, "Offline Ltd", 20)
     tenant = org["tenant_id"]
     account, connection = common.connect_account(url, tenant, "Offline Ltd")
-    state = common.control(url, "GET", f"organisations/{tenant}")
-    connection.payment_account_id = next(
-        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-    )
-    connection.revenue_account_code = "200"
-    connection.base_currency, connection.country_code = "NZD", "NZ"
-    connection.save()
+    common.choose_default_accounts(url, connection)
     contact_sync.run_import(ContactImport.objects.create(connection=connection).pk)
     people = list(Contact.objects.filter(account=account))
     gst = Tax.objects.create(account=account, name="GST 15%")
