@@ -49,21 +49,25 @@ def history(account, count: int, contacts: int = 5) -> list[Invoice]:
     return made
 
 
-@pytest.fixture
-def account_with_history(xero_sandbox, xero_app):
-    account = AccountFactory()
-    invoices = history(account, 120)
-    org = xero_sandbox.create_organisation(name="Backfill Ltd")
+def connect_with_defaults(xero_sandbox, xero_app, account, name: str) -> str:
+    """Connect the account to a new organisation, its default accounts chosen; its tenant."""
+    org = xero_sandbox.create_organisation(name=name)
     connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(account.pk))
     state = xero_sandbox.organisation_state(org["tenant_id"])
     connection.payment_account_id = next(
         a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
     )
     connection.revenue_account_code = "200"
-    connection.base_currency = "NZD"
-    connection.country_code = "NZ"
+    connection.base_currency, connection.country_code = "NZD", "NZ"
     connection.save()
-    return org["tenant_id"], account, invoices
+    return org["tenant_id"]
+
+
+@pytest.fixture
+def account_with_history(xero_sandbox, xero_app):
+    account = AccountFactory()
+    invoices = history(account, 120)
+    return connect_with_defaults(xero_sandbox, xero_app, account, "Backfill Ltd"), account, invoices
 
 
 def api_calls(xero_sandbox, tenant_id: str) -> list[dict]:
@@ -181,23 +185,15 @@ def test_a_backlogs_new_contacts_are_created_together_not_batch_by_batch(xero_sa
     people = [ContactFactory(account=account) for _ in range(30)]
     for n, invoice in enumerate(made):
         Invoice.objects.filter(pk=invoice.pk).update(contact=people[n // 5])
-    org = xero_sandbox.create_organisation(name="Backlog Ltd")
-    connection = make_connection(xero_sandbox, xero_app, org["tenant_id"], str(account.pk))
-    state = xero_sandbox.organisation_state(org["tenant_id"])
-    connection.payment_account_id = next(
-        a["AccountID"] for a in state["accounts"] if a["Type"] == "BANK"
-    )
-    connection.revenue_account_code = "200"
-    connection.base_currency, connection.country_code = "NZD", "NZ"
-    connection.save()
+    tenant_id = connect_with_defaults(xero_sandbox, xero_app, account, "Backlog Ltd")
     for invoice in made:
         SyncJob.objects.record_change(str(account.pk), "crm.invoice", str(invoice.pk), "", False)
     while sync_runs.run_batch(str(account.pk), queue_rest=False):
         pass
-    calls = api_calls(xero_sandbox, org["tenant_id"])
+    calls = api_calls(xero_sandbox, tenant_id)
     contact_puts = [c for c in calls if c["method"] == "PUT" and c["path"].endswith("/Contacts")]
     assert len(contact_puts) == 1
-    state = xero_sandbox.organisation_state(org["tenant_id"])
+    state = xero_sandbox.organisation_state(tenant_id)
     assert len(state["contacts"]) >= 30
     assert sorted(i["InvoiceNumber"] for i in state["invoices"]) == sorted(i.number for i in made)
     assert set(SyncJob.objects.values_list("state", flat=True)) == {SyncJob.State.DONE}
