@@ -513,12 +513,22 @@ def test_a_draft_deleted_in_xero_shows_as_deleted_on_the_crm_page_and_in_admin(
     assert "Deleted in Xero." in text and "Voided in Xero." not in text
     assert "changes made in the CRM no longer reach Xero" in text
 
+    admin_shows_removed_in_xero(admin_client, draft, "DELETED")
+
+
+def admin_shows_removed_in_xero(admin_client, invoice: Invoice, status: str) -> None:
+    """Admin lists the invoice under its Xero status, its link's page shows it, and the sync
+    log says what happened in Xero."""
     links = reverse("admin:xero_integration_invoicelink_changelist")
-    listed = admin_client.get(links, {"xero_status__exact": "DELETED"})
-    assert [link.invoice_number for link in listed.context["cl"].result_list] == [draft.number]
-    assert "DELETED" in listed.content.decode()
+    listed = admin_client.get(links, {"xero_status__exact": status})
+    assert [link.invoice_number for link in listed.context["cl"].result_list] == [invoice.number]
+    change = admin_client.get(
+        reverse("admin:xero_integration_invoicelink_change", args=[link_of(invoice).pk])
+    )
+    assert status in change.content.decode()
     log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
-    assert f"Invoice {draft.number} was deleted in Xero." in log.content.decode()
+    said = "deleted" if status == "DELETED" else "voided"
+    assert f"Invoice {invoice.number} was {said} in Xero." in log.content.decode()
 
 
 def test_an_invoice_voided_in_xero_shows_in_admin_with_its_status(
@@ -532,15 +542,7 @@ def test_an_invoice_voided_in_xero_shows_in_admin_with_its_status(
     )
     readback.read_changes(XeroConnection.objects.get(pk=connection.pk))
 
-    links = reverse("admin:xero_integration_invoicelink_changelist")
-    listed = admin_client.get(links, {"xero_status__exact": "VOIDED"})
-    assert [link.invoice_number for link in listed.context["cl"].result_list] == [invoice.number]
-    change = admin_client.get(
-        reverse("admin:xero_integration_invoicelink_change", args=[link_of(invoice).pk])
-    )
-    assert "VOIDED" in change.content.decode()
-    log = admin_client.get(reverse("admin:xero_integration_synclog_changelist"))
-    assert f"Invoice {invoice.number} was voided in Xero." in log.content.decode()
+    admin_shows_removed_in_xero(admin_client, invoice, "VOIDED")
 
 
 def test_an_invoice_voided_from_the_crm_is_not_shown_as_voided_by_someone_in_xero(
