@@ -668,7 +668,11 @@ def _prepare(
             )
         except DeadlineReached:
             raise
-        except Exception:  # each invoice settles its contact itself, and meets the trouble there
+        except (XeroError, ConnectionNotReady) as exc:
+            # Xero's answer (a spent budget, say): each invoice settles its contact itself and
+            # meets it there, in its own outcome.
+            logger.info("The batch's contacts were not settled together: %s", exc)
+        except Exception:  # a bug: each invoice still settles its contact itself
             logger.exception("Could not settle the batch's contacts together")
     return preloaded, contact_ids
 
